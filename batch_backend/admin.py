@@ -1,0 +1,264 @@
+"""``batchhub``: the admin entry point (up, down, status, controller, noded, bench, config).
+
+``batchhub up`` is the one command that brings a cluster up on this machine:
+it writes the embedded default config if there is none, starts the controller
+and one node daemon per configured node (as background processes with logs in
+``$BATCHHUB_HOME/log``), waits until the nodes have registered, and is
+idempotent: what already runs is left alone.
+"""
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from . import paths
+
+
+def _load_conf(layout, path=None):
+    from . import conf as confmod
+    path = path or layout.conf_path
+    if os.path.exists(path):
+        return confmod.load_conf(path), path
+    return confmod.parse_conf(confmod.default_conf_text(layout.state_dir), path="(embedded default)"), None
+
+
+def _setup_logging(verbose):
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def cmd_controller(args, layout):
+    from .controller.daemon import run_controller
+    layout.ensure()
+    conf, conf_path = _load_conf(layout, args.conf)
+    run_controller(conf, conf_path, args.socket or layout.socket, layout.state_dir)
+
+
+def cmd_noded(args, layout):
+    from .noded.daemon import run_noded
+    layout.ensure()
+    socket_path = args.socket or layout.socket
+    run_noded(args.name, socket_path, layout.spool_dir,
+              extra_env={"BATCHHUB_SOCKET": socket_path, "BATCHHUB_SHARED_DIR": layout.shared_dir})
+
+
+def _pid_alive(pidfile):
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def _spawn(argv, logfile, pidfile, env):
+    with open(logfile, "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env, close_fds=True)
+    with open(pidfile, "w") as f:
+        f.write(str(proc.pid))
+    return proc
+
+
+def _ping(socket_path):
+    from .client import Client, ClientError
+    try:
+        with Client(socket_path, timeout=2) as c:
+            return c.ping()
+    except ClientError:
+        return None
+
+
+def cmd_up(args, layout):
+    from .client import Client
+    layout.ensure()
+    conf_path = args.conf or layout.conf_path
+    if not os.path.exists(conf_path):
+        from .conf import default_conf_text
+        os.makedirs(os.path.dirname(conf_path), exist_ok=True)
+        with open(conf_path, "w") as f:
+            f.write(default_conf_text(layout.state_dir))
+        print(f"wrote default configuration for this machine to {conf_path}")
+    conf, _ = _load_conf(layout, conf_path)
+    socket_path = args.socket or layout.socket
+    env = dict(os.environ, BATCHHUB_HOME=layout.home, BATCHHUB_SOCKET=socket_path, BATCHHUB_CONF=conf_path)
+    exe = [sys.executable, "-m", "batch_backend.admin"]
+    ctl_pid = os.path.join(layout.run_dir, "controller.pid")
+    if _ping(socket_path):
+        print(f"controller already running on {socket_path}")
+    else:
+        _spawn(exe + ["controller", "--conf", conf_path, "--socket", socket_path],
+               os.path.join(layout.log_dir, "controller.log"), ctl_pid, env)
+        deadline = time.time() + 30
+        while not _ping(socket_path):
+            if time.time() > deadline:
+                print(f"batchhub: error: controller did not start; see {layout.log_dir}/controller.log",
+                      file=sys.stderr)
+                return 1
+            time.sleep(0.05)
+        print(f"controller started on {socket_path}")
+    names = [n["name"] for n in conf["nodes"]]
+    for name in names:
+        pidfile = os.path.join(layout.run_dir, f"noded-{name}.pid")
+        if _pid_alive(pidfile):
+            continue
+        _spawn(exe + ["noded", "--name", name, "--socket", socket_path],
+               os.path.join(layout.log_dir, f"noded-{name}.log"), pidfile, env)
+    deadline = time.time() + 30
+    with Client(socket_path) as c:
+        while True:
+            nodes = c.nodes()
+            if all(n["state"] != "UNKNOWN" for n in nodes) or time.time() > deadline:
+                break
+            time.sleep(0.05)
+    states = ", ".join(f"{n['name']}:{n['state'].lower()}" for n in nodes)
+    print(f"{len(names)} node daemons up ({states})")
+    if args.link_cli:
+        _link_cli()
+    print(f"export BATCHHUB_SOCKET={socket_path}   # for shells that should use this cluster")
+    return 0
+
+
+CLI_COMMANDS = ("sbatch", "squeue", "scancel", "sinfo", "sacct", "scontrol", "srun", "salloc",
+                "sacctmgr", "sprio", "sshare", "batchhub")
+
+
+def _link_cli(target_dir="/usr/local/bin"):
+    """Put the CLI on the default system PATH (batchspawner runs sbatch with no PATH)."""
+    if os.getuid() != 0:
+        return
+    bindir = os.path.dirname(sys.executable)
+    linked = []
+    for name in CLI_COMMANDS:
+        src = os.path.join(bindir, name)
+        dst = os.path.join(target_dir, name)
+        if not os.path.exists(src):
+            continue
+        if os.path.islink(dst) and os.readlink(dst) == src:
+            continue
+        if os.path.exists(dst) and not os.path.islink(dst):
+            print(f"left {dst} alone (not a link of ours)")
+            continue
+        if os.path.islink(dst):
+            os.unlink(dst)
+        os.symlink(src, dst)
+        linked.append(name)
+    if linked:
+        print(f"linked {', '.join(linked)} into {target_dir}")
+
+
+def cmd_down(args, layout):
+    socket_path = args.socket or layout.socket
+    stopped = []
+    for fname in sorted(os.listdir(layout.run_dir)) if os.path.isdir(layout.run_dir) else []:
+        if fname.startswith("noded-") and fname.endswith(".pid"):
+            pid = _pid_alive(os.path.join(layout.run_dir, fname))
+            if pid:
+                os.kill(pid, signal.SIGTERM)
+                stopped.append(pid)
+    _wait_gone(stopped, 10)
+    ctl = _pid_alive(os.path.join(layout.run_dir, "controller.pid"))
+    if ctl:
+        os.kill(ctl, signal.SIGTERM)
+        _wait_gone([ctl], 10)
+    print(f"stopped {len(stopped)} node daemons" + (" and the controller" if ctl else ""))
+    return 0
+
+
+def _wait_gone(pids, timeout):
+    deadline = time.time() + timeout
+    for pid in pids:
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                break
+            time.sleep(0.05)
+        else:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def cmd_status(args, layout):
+    socket_path = args.socket or layout.socket
+    info = _ping(socket_path)
+    if not info:
+        print(f"controller: not running ({socket_path})")
+        return 1
+    from .client import Client
+    with Client(socket_path) as c:
+        nodes = c.nodes()
+        jobs = c.jobs()
+    print(f"controller: up on {socket_path} (cluster {info['cluster_name']}, version {info['version']})")
+    for n in nodes:
+        print(f"  {n['name']:8} {n['state'].lower():10} cpus {n['alloc_cpus']}/{n['cpus']}  mem {n['real_memory']} MB")
+    print(f"jobs: {len(jobs)} active")
+    return 0
+
+
+def cmd_config(args, layout):
+    from .conf import default_conf_text
+    sys.stdout.write(default_conf_text(layout.state_dir))
+    return 0
+
+
+def cmd_bench(args, layout):
+    from benchmarks import run as bench_run
+    return bench_run.main(args.suite, args.extra)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="batchhub", description="BatchHub admin commands")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("up", help="start controller and node daemons on this machine (idempotent)")
+    p.add_argument("--conf")
+    p.add_argument("--socket")
+    p.add_argument("--no-link-cli", dest="link_cli", action="store_false",
+                   help="do not link the Slurm commands into /usr/local/bin (done by default as root)")
+    p.set_defaults(func=cmd_up)
+    p = sub.add_parser("down", help="stop node daemons (ending their jobs) and the controller")
+    p.add_argument("--socket")
+    p.set_defaults(func=cmd_down)
+    p = sub.add_parser("status", help="is the cluster up? nodes and job count")
+    p.add_argument("--socket")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("controller", help="run the controller in the foreground")
+    p.add_argument("--conf")
+    p.add_argument("--socket")
+    p.set_defaults(func=cmd_controller)
+    p = sub.add_parser("noded", help="run one node daemon in the foreground")
+    p.add_argument("--name", required=True)
+    p.add_argument("--socket")
+    p.set_defaults(func=cmd_noded)
+    p = sub.add_parser("config", help="print the embedded default slurm.conf for this machine")
+    p.set_defaults(func=cmd_config)
+    p = sub.add_parser("bench", help="run a benchmark suite and print a table")
+    p.add_argument("suite", choices=["core"])
+    p.add_argument("extra", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    layout = paths.layout()
+    try:
+        return args.func(args, layout) or 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # one line, never a traceback, for admins too
+        from .conf import ConfError
+        if isinstance(e, (ConfError, OSError)):
+            print(f"batchhub: error: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The versioned JSON-over-HTTP API: error mapping and the OpenAPI document."""

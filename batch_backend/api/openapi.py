@@ -1,0 +1,103 @@
+"""The OpenAPI 3.1 document of the controller API, built from the wire model.
+
+Generated from :mod:`batch_backend.model` and the submission field table so
+the document cannot drift from what the controller actually accepts.
+"""
+
+from .. import __version__
+from ..model import JOB_FIELDS, NODE_FIELDS, PARTITION_FIELDS
+
+
+def _schema_for(type_text):
+    nullable = type_text.endswith("|null")
+    base = type_text.split("|")[0]
+    if base.startswith("list"):
+        schema = {"type": "array"}
+    elif base.startswith("dict"):
+        schema = {"type": "object"}
+    else:
+        schema = {"type": base}
+    if nullable:
+        schema = {"anyOf": [schema, {"type": "null"}]}
+    return schema
+
+
+def _object(fields):
+    return {"type": "object",
+            "properties": {k: dict(_schema_for(t), description=d) for k, (t, d) in fields.items()}}
+
+
+def _submission_schema():
+    from ..controller.jobs import SUBMISSION_FIELDS
+    names = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
+    props = {}
+    for key, types in SUBMISSION_FIELDS.items():
+        kinds = [{"type": names[t]} if t is not type(None) else {"type": "null"} for t in types]
+        props[key] = kinds[0] if len(kinds) == 1 else {"anyOf": kinds}
+    return {"type": "object", "properties": props, "required": ["script"], "additionalProperties": False}
+
+
+ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _op(summary, response_schema=None, body=None, params=(), status="200"):
+    op = {"summary": summary, "responses": {
+        status: {"description": "success",
+                 "content": {"application/json": {"schema": response_schema or {"type": "object"}}}},
+        "400": ERROR, "401": ERROR, "403": ERROR, "404": ERROR}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if params:
+        op["parameters"] = [{"name": p, "in": "query", "required": False, "schema": {"type": "string"}}
+                            for p in params]
+    return op
+
+
+def openapi_document():
+    job_ref = {"$ref": "#/components/schemas/Job"}
+    id_param = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
+                 "description": "N, A (array) or A_i"}]
+    paths = {
+        "/v1/ping": {"get": _op("Controller identity, version and the caller's identity")},
+        "/v1/jobs": {
+            "get": _op("List jobs (squeue)", {"type": "object", "properties": {"jobs": {"type": "array", "items": job_ref}}},
+                       params=("ids", "users", "partitions", "states", "names", "all", "fields")),
+            "post": _op("Submit a batch job (sbatch)", {"type": "object", "properties": {"job_id": {"type": "integer"}}},
+                        body={"$ref": "#/components/schemas/Submission"}, status="201"),
+        },
+        "/v1/jobs/cancel": {"post": _op("Cancel or signal jobs (scancel)", body={"type": "object", "properties": {
+            "ids": {"type": "array", "items": {"type": "string"}}, "signal": {"type": "string"},
+            "batch_only": {"type": "boolean"}, "full": {"type": "boolean"},
+            "users": {"type": "array", "items": {"type": "string"}},
+            "names": {"type": "array", "items": {"type": "string"}},
+            "partitions": {"type": "array", "items": {"type": "string"}},
+            "states": {"type": "array", "items": {"type": "string"}}}})},
+        "/v1/jobs/{job_id}": {"get": dict(_op("One job (scontrol show job)", {"type": "object", "properties": {"job": job_ref}}),
+                                          parameters=id_param)},
+        "/v1/accounting/jobs": {"get": _op("Accounting records, finished jobs included (sacct)",
+                                           params=("ids", "users", "start", "end", "states", "partitions", "names"))},
+        "/v1/nodes": {"get": _op("Nodes (sinfo, scontrol show node)", {"type": "object", "properties": {
+            "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}}}, params=("names",))},
+        "/v1/nodes/update": {"post": _op("Drain, resume or down nodes (admin)", body={"type": "object", "properties": {
+            "names": {"type": "array", "items": {"type": "string"}}, "state": {"type": "string"},
+            "reason": {"type": "string"}}, "required": ["names"]})},
+        "/v1/partitions": {"get": _op("Partitions", {"type": "object", "properties": {
+            "partitions": {"type": "array", "items": {"$ref": "#/components/schemas/Partition"}}}})},
+        "/v1/config": {"get": _op("Live configuration (scontrol show config)")},
+    }
+    for action in ("update", "hold", "uhold", "release", "requeue", "requeuehold", "suspend", "resume", "top"):
+        paths[f"/v1/jobs/{{job_id}}/{action}"] = {"post": dict(_op(f"{action} a job (scontrol {action})",
+                                                                   body={"type": "object"}), parameters=id_param)}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "BatchHub controller API", "version": __version__,
+                 "description": "JSON over HTTP on the controller's Unix socket; callers are identified by "
+                                "the socket's peer credentials."},
+        "paths": paths,
+        "components": {"schemas": {
+            "Job": _object(JOB_FIELDS), "Node": _object(NODE_FIELDS), "Partition": _object(PARTITION_FIELDS),
+            "Submission": _submission_schema(),
+            "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}}},
+        }},
+    }

@@ -1,0 +1,1 @@
+"""Slurm-dialect command-line tools (sbatch, squeue, ...): stdlib only, so they start fast."""

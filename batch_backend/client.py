@@ -1,0 +1,303 @@
+"""The one Python client of the BatchHub controller API (stdlib only).
+
+Every tool goes through this module: the Slurm-dialect CLI, the JupyterHub
+spawner, the kernel magics and dashboards, the IPyParallel launchers and the
+node daemons. It imports only the standard library so that ``squeue`` starts
+in a few milliseconds (pollers call it every few seconds).
+
+Transport: HTTP/1.1 with JSON bodies over the controller's Unix socket (the
+socket's peer credentials identify the caller), or over TCP when the address
+is ``host:port`` / ``http://host:port``. One connection is kept alive per
+client object, so a loop of calls costs one request each, not one connect.
+
+Errors are values: :class:`ControllerUnreachable` when no controller answers
+(never to be confused with "job gone"), :class:`APIError` and its subclasses
+for answers the controller gave.
+"""
+
+import http.client
+import json
+import os
+import socket
+import urllib.parse
+
+API_PREFIX = "/v1"
+
+#: Where a system-wide controller (started as root) listens by default.
+SYSTEM_SOCKET = "/run/batchhub/controller.sock"
+
+
+class ClientError(Exception):
+    """Base class of everything this client raises."""
+
+
+class ControllerUnreachable(ClientError):
+    """No controller answered: connection refused, socket missing, timeout."""
+
+
+class APIError(ClientError):
+    """The controller answered with an error status."""
+
+    def __init__(self, status, message, code=None, details=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.details = details or {}
+
+
+class InvalidRequest(APIError):
+    """400: the request was malformed or asked for something invalid."""
+
+
+class AuthenticationError(APIError):
+    """401: the caller could not be identified."""
+
+
+class PermissionDenied(APIError):
+    """403: the caller may not do this (e.g. cancel another user's job)."""
+
+
+class NotFound(APIError):
+    """404: unknown job, node, partition..."""
+
+
+_STATUS_ERRORS = {400: InvalidRequest, 401: AuthenticationError, 403: PermissionDenied, 404: NotFound}
+
+
+def user_socket_path():
+    """The per-user default socket (a controller started by a non-root user)."""
+    base = os.environ.get("BATCHHUB_HOME") or os.path.join(os.path.expanduser("~"), ".batchhub")
+    return os.path.join(base, "run", "controller.sock")
+
+
+def default_address():
+    """Pick the controller address.
+
+    ``$BATCHHUB_SOCKET``; else ``$BATCHHUB_HOME/run/controller.sock``; else the
+    system socket when a root-run controller exists; else the user's own.
+    """
+    env = os.environ.get("BATCHHUB_SOCKET")
+    if env:
+        return env
+    if os.environ.get("BATCHHUB_HOME"):
+        return user_socket_path()
+    if os.path.exists(SYSTEM_SOCKET):
+        return SYSTEM_SOCKET
+    return user_socket_path()
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def _is_tcp(address):
+    return address.startswith(("http://", "https://")) or (":" in address and "/" not in address)
+
+
+class Client:
+    """A connection to the controller. Not thread-safe: use one per thread.
+
+    ``address`` is a Unix socket path (default: :func:`default_address`) or
+    ``host:port`` / ``http(s)://host:port`` for TCP. ``token`` is sent as a
+    bearer token (TCP auth); it defaults to ``$BATCHHUB_TOKEN``.
+    """
+
+    def __init__(self, address=None, *, timeout=30.0, token=None):
+        self.address = address or default_address()
+        self.timeout = timeout
+        self.token = token if token is not None else os.environ.get("BATCHHUB_TOKEN")
+        self._conn = None
+
+    # -- transport ---------------------------------------------------------
+    def _connect(self):
+        if _is_tcp(self.address):
+            url = self.address if "://" in self.address else "http://" + self.address
+            parts = urllib.parse.urlsplit(url)
+            cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            return cls(parts.hostname, parts.port, timeout=self.timeout)
+        return _UnixHTTPConnection(self.address, self.timeout)
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _stale(self):
+        """True if the kept-alive socket was closed by the peer (e.g. a controller restart)."""
+        sock = self._conn.sock if self._conn is not None else None
+        if sock is None:
+            return False
+        try:
+            sock.setblocking(False)
+            try:
+                return sock.recv(1, socket.MSG_PEEK) == b""
+            finally:
+                sock.settimeout(self._conn.timeout)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def request(self, method, path, body=None, query=None, timeout=None):
+        """Send one request and return the decoded JSON answer.
+
+        A kept-alive connection the controller closed (it restarted) is
+        replaced before sending. A failure after sending raises
+        :class:`ControllerUnreachable`: the request may or may not have been
+        applied, so only idempotent requests should be retried by callers
+        (submissions carry a ``submit_token`` that makes them idempotent).
+        """
+        url = API_PREFIX + path
+        if query:
+            items = {}
+            for k, v in query.items():
+                if v is None or v == [] or v == "" or v is False:
+                    continue
+                if isinstance(v, (list, tuple)):
+                    v = ",".join(str(x) for x in v)
+                elif v is True:
+                    v = "1"
+                items[k] = v
+            if items:
+                url += "?" + urllib.parse.urlencode(items)
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        if self._conn is not None and self._stale():
+            self.close()
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        conn.timeout = timeout if timeout is not None else self.timeout
+        try:
+            if conn.sock is not None:
+                conn.sock.settimeout(conn.timeout)
+            conn.request(method, url, body=data, headers=headers)
+            resp = conn.getresponse()
+            payload = resp.read()
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            self.close()
+            raise ControllerUnreachable(f"connect failure ({e.strerror or e})") from None
+        except (socket.timeout, TimeoutError):
+            self.close()
+            raise ControllerUnreachable("Socket timed out on send/recv operation") from None
+        except (OSError, http.client.HTTPException) as e:
+            self.close()
+            raise ControllerUnreachable(f"connect failure ({getattr(e, 'strerror', None) or e})") from None
+        if resp.getheader("Connection", "").lower() == "close":
+            self.close()
+        try:
+            result = json.loads(payload) if payload else {}
+        except ValueError:
+            raise APIError(resp.status, f"invalid response from controller (HTTP {resp.status})") from None
+        if resp.status >= 400:
+            err = result.get("error", {}) if isinstance(result, dict) else {}
+            message = err.get("message") or f"HTTP {resp.status}"
+            cls = _STATUS_ERRORS.get(resp.status, APIError)
+            raise cls(resp.status, message, err.get("code"), err.get("details"))
+        return result
+
+    # -- jobs ----------------------------------------------------------------
+    def ping(self):
+        """Controller identity and version: {"version", "cluster_name", "time", "user", "uid"}."""
+        return self.request("GET", "/ping")
+
+    def submit(self, submission, *, retries=0, retry_delay=0.5):
+        """Submit a job (a submission dict as built by sbatch). Returns {"job_id": N}.
+
+        The submission gets a random ``submit_token`` (unless it has one): the
+        controller answers a repeated token with the job it already created,
+        so retrying after a lost answer can never create the job twice.
+        ``retries`` re-sends on :class:`ControllerUnreachable`.
+        """
+        if not submission.get("submit_token"):
+            submission = dict(submission, submit_token=os.urandom(16).hex())
+        for attempt in range(retries + 1):
+            try:
+                return self.request("POST", "/jobs", submission)
+            except ControllerUnreachable:
+                if attempt == retries:
+                    raise
+                import time
+                time.sleep(retry_delay)
+
+    def jobs(self, *, ids=None, users=None, partitions=None, states=None, names=None,
+             include_finished=False, fields=None):
+        """Jobs as squeue sees them (unfinished only unless include_finished).
+
+        ``ids`` are strings as users type them: 'N', 'A' (all tasks of an
+        array), 'A_i'. ``states`` are long or compact names, or 'all'.
+        Unknown ids are simply absent from the answer.
+        """
+        q = {"ids": ids, "users": users, "partitions": partitions, "states": states,
+             "names": names, "all": include_finished or None, "fields": fields}
+        return self.request("GET", "/jobs", query=q)["jobs"]
+
+    def job(self, job_id):
+        """One job by id ('N' or 'A_i'), including recently finished ones; NotFound otherwise."""
+        return self.request("GET", f"/jobs/{urllib.parse.quote(str(job_id))}")["job"]
+
+    def cancel(self, ids=None, *, signal=None, batch_only=False, full=False, users=None,
+               names=None, partitions=None, states=None):
+        """Cancel (or signal) jobs by id and/or filters.
+
+        Returns {"cancelled": [ids], "signalled": [ids], "not_found": [ids],
+        "denied": [ids]}: an unknown or finished id is not an error (scancel
+        returns 0 for them); a job of another user is listed in "denied".
+        """
+        body = {"ids": list(ids or []), "signal": signal, "batch_only": batch_only, "full": full,
+                "users": users, "names": names, "partitions": partitions, "states": states}
+        return self.request("POST", "/jobs/cancel", body)
+
+    def update_job(self, job_id, **fields):
+        """Change a job's TimeLimit, Partition, Name, ... (scontrol update job)."""
+        return self.request("POST", f"/jobs/{urllib.parse.quote(str(job_id))}/update", fields)
+
+    def job_action(self, job_id, action):
+        """hold, uhold, release, requeue, requeuehold, suspend, resume, top."""
+        return self.request("POST", f"/jobs/{urllib.parse.quote(str(job_id))}/{action}", {})
+
+    def accounting(self, *, ids=None, users=None, start=None, end=None, states=None,
+                   partitions=None, names=None):
+        """Job records for sacct: every job (finished ones too) with its steps."""
+        q = {"ids": ids, "users": users, "start": start, "end": end, "states": states,
+             "partitions": partitions, "names": names}
+        return self.request("GET", "/accounting/jobs", query=q)["jobs"]
+
+    # -- nodes, partitions, config --------------------------------------------
+    def nodes(self, names=None):
+        return self.request("GET", "/nodes", query={"names": names})["nodes"]
+
+    def update_node(self, names, *, state=None, reason=None):
+        """scontrol update NodeName=... State=DRAIN|RESUME|DOWN Reason=..."""
+        return self.request("POST", "/nodes/update", {"names": names, "state": state, "reason": reason})
+
+    def partitions(self):
+        return self.request("GET", "/partitions")["partitions"]
+
+    def config(self):
+        return self.request("GET", "/config")["config"]
+
+    def shutdown(self):
+        """Ask the controller to exit (admin only)."""
+        return self.request("POST", "/shutdown", {})

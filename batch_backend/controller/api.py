@@ -1,0 +1,352 @@
+"""The controller's HTTP API (tornado): routing, identity, errors, JSON.
+
+Handlers are thin: parse, identify the caller, call one :class:`Cluster`
+method, answer JSON. Errors map once: a :class:`BatchError` becomes its HTTP
+status with ``{"error": {"code", "message", "details"}}``; malformed JSON is a
+400; anything unexpected is a 500 that changes no state (mutations journal only
+after validation succeeded).
+"""
+
+import json
+import logging
+import os
+import time
+
+import tornado.web
+
+from .. import __version__
+from ..errors import AuthenticationFailed, BatchError, InvalidRequest, NotFound, PermissionDenied
+from ..api.openapi import openapi_document
+from .identity import identity_for_uid, peer_credentials
+
+log = logging.getLogger("batchhub.api")
+audit = logging.getLogger("batchhub.audit")
+
+ID_RE = r"([0-9][0-9_\[\]%,\-]*)"
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Identity from the socket's peer credentials; JSON in and out."""
+
+    def initialize(self, controller):
+        self.controller = controller
+        self.cluster = controller.cluster
+
+    def set_default_headers(self):
+        self.set_header("Content-Type", "application/json")
+
+    @property
+    def caller(self):
+        ident = getattr(self, "_caller", None)
+        if ident is None:
+            stream = self.request.connection.stream
+            creds = peer_credentials(getattr(stream, "socket", None))
+            if creds is None:
+                raise AuthenticationFailed("authentication required")
+            _, uid, gid = creds
+            ident = self._caller = identity_for_uid(uid, gid)
+        return ident
+
+    def body(self):
+        if not self.request.body:
+            return {}
+        try:
+            data = json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InvalidRequest(f"malformed JSON body: {e}") from None
+        if not isinstance(data, dict):
+            raise InvalidRequest("request body must be a JSON object")
+        return data
+
+    def list_arg(self, name):
+        value = self.get_query_argument(name, None)
+        if value is None or value == "":
+            return None
+        return [v for v in value.split(",") if v]
+
+    def reply(self, obj, status=200):
+        self.set_status(status)
+        self.finish(json.dumps(obj, separators=(",", ":")))
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, BatchError):
+            status, code, message, details = exc.status, exc.code, exc.message, exc.details
+        elif isinstance(exc, tornado.web.HTTPError):
+            status, code, message, details = exc.status_code, "http_error", exc.log_message or self._reason, {}
+        else:
+            status, code, message, details = 500, "internal_error", "internal error (see controller log)", {}
+        self.set_status(status)
+        self.finish(json.dumps({"error": {"code": code, "message": message, "details": details}}))
+
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, (AuthenticationFailed, PermissionDenied)):
+            audit.warning("denied %s %s: %s", self.request.method, self.request.uri, value)
+        elif isinstance(value, BatchError):
+            log.debug("%s %s: %s", self.request.method, self.request.uri, value)
+        else:
+            super().log_exception(typ, value, tb)
+
+
+class PingHandler(BaseHandler):
+    def get(self):
+        c = self.caller
+        self.reply({"version": __version__, "cluster_name": self.cluster.cluster_name, "time": time.time(),
+                    "user": c.user, "uid": c.uid, "admin": c.admin, "epoch": self.cluster.epoch})
+
+
+class JobsHandler(BaseHandler):
+    def get(self):
+        states = self.list_arg("states")
+        if states:
+            states = [_long_state(s) for s in states]
+        jobs = self.cluster.query(ids=self.list_arg("ids"), users=self.list_arg("users"),
+                                  partitions=self.list_arg("partitions"), states=states,
+                                  names=self.list_arg("names"),
+                                  include_finished=self.get_query_argument("all", "") == "1")
+        fields = self.list_arg("fields")
+        public = self.cluster.public
+        if fields:
+            out = [{k: v for k, v in public(j).items() if k in fields} for j in jobs]
+        else:
+            out = [public(j) for j in jobs]
+        self.reply({"jobs": out})
+
+    def post(self):
+        sub = self.body()
+        job_id = self.cluster.submit(sub, self.caller)
+        self.reply({"job_id": job_id, "test_only": job_id is None}, status=201)
+
+
+class JobHandler(BaseHandler):
+    def get(self, id_text):
+        jobs = self.cluster.find(id_text)
+        if not jobs:
+            raise NotFound("Invalid job id specified")
+        self.reply({"job": self.cluster.public(jobs[0]), "jobs": [self.cluster.public(j) for j in jobs]})
+
+
+class CancelHandler(BaseHandler):
+    def post(self):
+        b = self.body()
+        ids = b.get("ids") or []
+        if not isinstance(ids, list) or not all(isinstance(i, (str, int)) for i in ids):
+            raise InvalidRequest("field 'ids' must be a list of job ids")
+        for key in ("users", "names", "partitions", "states"):
+            if b.get(key) is not None and not isinstance(b[key], list):
+                raise InvalidRequest(f"field {key!r} must be a list")
+        signal = b.get("signal")
+        if signal is not None and not isinstance(signal, (str, int)):
+            raise InvalidRequest("field 'signal' must be a signal name or number")
+        states = [_long_state(s) for s in b.get("states") or []] or None
+        result = self.cluster.cancel([str(i) for i in ids], self.caller, signal=signal,
+                                     batch_only=bool(b.get("batch_only")), full=bool(b.get("full")),
+                                     users=b.get("users"), names=b.get("names"),
+                                     partitions=b.get("partitions"), states=states)
+        if result["denied"]:
+            audit.warning("uid %s denied cancel of %s", self.caller.uid, result["denied"])
+        self.reply(result)
+
+
+class JobActionHandler(BaseHandler):
+    def post(self, id_text, action):
+        if action == "update":
+            fields = self.body()
+            self.reply({"updated": self.cluster.update_job(id_text, fields, self.caller)})
+        else:
+            self.reply({"jobs": self.cluster.job_action(id_text, action, self.caller)})
+
+
+class AccountingHandler(BaseHandler):
+    def get(self):
+        ids = self.list_arg("ids") or []
+        job_ids, array_ids = [], []
+        for i in ids:
+            i = i.split(".")[0]
+            if "_" in i:
+                base, _, idx = i.partition("_")
+                if base.isdigit():
+                    array_ids.append(int(base))
+            elif i.isdigit():
+                job_ids.append(int(i))
+                array_ids.append(int(i))
+            else:
+                raise InvalidRequest(f"Invalid job id: {i}")
+
+        def num(name):
+            v = self.get_query_argument(name, None)
+            if v in (None, ""):
+                return None
+            try:
+                return float(v)
+            except ValueError:
+                raise InvalidRequest(f"query argument {name!r} must be a number (epoch seconds)") from None
+        states = self.list_arg("states")
+        rows = self.cluster.journal.query_jobs(
+            job_ids=job_ids or None, array_ids=array_ids or None, users=self.list_arg("users"),
+            start=num("start"), end=num("end"), states=[_long_state(s) for s in states] if states else None,
+            partitions=self.list_arg("partitions"), names=self.list_arg("names"))
+        if ids:
+            wanted_tasks = {i for i in ids if "_" in i}
+            if wanted_tasks:
+                rows = [r for r in rows if r["job_id"] in job_ids or r.get("array_job_id") in job_ids
+                        or f"{r.get('array_job_id')}_{r.get('array_task_id')}" in wanted_tasks]
+        # the in-memory record is fresher for live jobs (estimates, steps)
+        live = self.cluster.jobs
+        rows = [self.cluster.public(live.get(r["job_id"], r)) for r in rows]
+        self.reply({"jobs": rows})
+
+
+class NodesHandler(BaseHandler):
+    def get(self):
+        names = self.list_arg("names")
+        nodes = self.cluster.nodes
+        if names:
+            from .. import hostlist
+            wanted = []
+            for expr in names:
+                wanted.extend(hostlist.expand(expr))
+            missing = [n for n in wanted if n not in nodes]
+            if missing:
+                raise NotFound(f"Node {missing[0]} not found")
+            records = [nodes[n] for n in wanted]
+        else:
+            records = list(nodes.values())
+        self.reply({"nodes": [r.to_dict() for r in records]})
+
+
+class NodeUpdateHandler(BaseHandler):
+    def post(self):
+        b = self.body()
+        names = b.get("names")
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not names:
+            raise InvalidRequest("field 'names' must be a non-empty list")
+        self.reply({"nodes": self.cluster.update_nodes(names, b.get("state"), b.get("reason"), self.caller)})
+
+
+class PartitionsHandler(BaseHandler):
+    def get(self):
+        from .. import hostlist
+        out = []
+        for p in self.cluster.partitions.values():
+            d = dict(p)
+            d["nodelist"] = hostlist.compress(p["nodes"]) if p["nodes"] else ""
+            d["total_cpus"] = sum(self.cluster.nodes[n].cpus for n in p["nodes"])
+            out.append(d)
+        self.reply({"partitions": out})
+
+
+class ConfigHandler(BaseHandler):
+    def get(self):
+        self.reply({"config": self.controller.config_dict()})
+
+
+class ShutdownHandler(BaseHandler):
+    def post(self):
+        if not self.caller.admin:
+            raise PermissionDenied("Access/permission denied")
+        self.reply({"ok": True})
+        self.controller.request_shutdown()
+
+
+# -- node daemon endpoints ---------------------------------------------------------------
+class NodeDaemonHandler(BaseHandler):
+    def check_node(self):
+        if not self.caller.node:
+            raise PermissionDenied("node endpoints are for node daemons only")
+
+
+class NodeRegisterHandler(NodeDaemonHandler):
+    def post(self, name):
+        self.check_node()
+        self.reply(self.cluster.node_register(name, self.body()))
+
+
+class NodeCommandsHandler(NodeDaemonHandler):
+    async def get(self, name):
+        self.check_node()
+        epoch = self.get_query_argument("epoch", "")
+        node = self.cluster.node_seen(name)
+        if node is None:
+            raise NotFound(f"Node {name} not found")
+        if epoch != self.cluster.epoch or not node.registered:
+            self.reply({"epoch": self.cluster.epoch, "reregister": True, "commands": []})
+            return
+        try:
+            after = int(self.get_query_argument("after", "0"))
+            wait = min(float(self.get_query_argument("wait", "0")), 60.0)
+        except ValueError:
+            raise InvalidRequest("after and wait must be numbers") from None
+        commands = await node.wait_commands(after, wait)
+        self.cluster.node_seen(name)
+        if self.request.connection.stream.closed():
+            return
+        self.reply({"epoch": self.cluster.epoch, "commands": commands})
+
+
+class NodeEventsHandler(NodeDaemonHandler):
+    def post(self, name):
+        self.check_node()
+        events = self.body().get("events", [])
+        if not isinstance(events, list):
+            raise InvalidRequest("field 'events' must be a list")
+        self.cluster.node_seen(name)
+        for ev in events:
+            if isinstance(ev, dict):
+                self.cluster.node_event(name, ev)
+        self.reply({"ok": True})
+
+
+class OpenAPIHandler(BaseHandler):
+    def get(self):
+        self.reply(openapi_document())
+
+
+def _long_state(s):
+    from ..model import JOB_STATE_CODES
+    s = s.upper()
+    if s == "ALL":
+        return "ALL"
+    for long, short in JOB_STATE_CODES.items():
+        if s == short:
+            return long
+    if s == "CANCELED":
+        return "CANCELLED"
+    return s
+
+
+def make_app(controller):
+    args = {"controller": controller}
+    routes = [
+        (r"/openapi.json", OpenAPIHandler),
+        (r"/v1/openapi.json", OpenAPIHandler),
+        (r"/v1/ping", PingHandler),
+        (r"/v1/jobs", JobsHandler),
+        (r"/v1/jobs/cancel", CancelHandler),
+        (rf"/v1/jobs/{ID_RE}", JobHandler),
+        (rf"/v1/jobs/{ID_RE}/(update|hold|uhold|release|requeue|requeuehold|suspend|resume|top)", JobActionHandler),
+        (r"/v1/accounting/jobs", AccountingHandler),
+        (r"/v1/nodes", NodesHandler),
+        (r"/v1/nodes/update", NodeUpdateHandler),
+        (r"/v1/partitions", PartitionsHandler),
+        (r"/v1/config", ConfigHandler),
+        (r"/v1/shutdown", ShutdownHandler),
+        (r"/v1/noded/([A-Za-z0-9_.\-]+)/register", NodeRegisterHandler),
+        (r"/v1/noded/([A-Za-z0-9_.\-]+)/commands", NodeCommandsHandler),
+        (r"/v1/noded/([A-Za-z0-9_.\-]+)/events", NodeEventsHandler),
+    ]
+    return tornado.web.Application([(r, h, args) for r, h in routes], default_handler_class=NotFoundHandler,
+                                   default_handler_args=args, log_function=_log_request,
+                                   debug=bool(os.environ.get("BATCHHUB_DEBUG")))
+
+
+class NotFoundHandler(BaseHandler):
+    def prepare(self):
+        raise NotFound(f"no such endpoint: {self.request.method} {self.request.path}")
+
+
+def _log_request(handler):
+    if handler.get_status() >= 500:
+        log.error("%d %s %s", handler.get_status(), handler.request.method, handler.request.uri)

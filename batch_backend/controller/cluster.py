@@ -1,0 +1,805 @@
+"""The controller's authoritative state and every transition of it.
+
+All mutations go through :class:`Cluster` methods, and each one journals what
+it changed before returning, so the API layer can acknowledge as soon as a
+method returns. Scheduling is event-driven: anything that might let a job start
+(submit, job end, node change, release) calls :meth:`request_schedule`, which
+coalesces into one pass on the next loop iteration.
+"""
+
+import asyncio
+import logging
+import os
+import time
+
+from .. import hostlist
+from ..errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from ..model import ACTIVE_STATES, FINAL_STATES
+from ..patterns import expand_output_pattern
+from ..sched import fifo
+from .dependencies import dependency_state, validate_dependency
+from .jobs import build_job, check_submission, format_array_pending
+from .nodes import NodeRecord
+
+log = logging.getLogger("batchhub.controller")
+
+PRIVATE_FIELDS = ("array_pending", "mem_alloc_per_node", "begin_time", "num_nodes_req", "export",
+                  "get_user_env", "cluster_name", "submit_dir")
+
+
+class Cluster:
+    """Nodes, partitions and jobs in memory; the journal on disk."""
+
+    def __init__(self, conf, journal, *, now=time.time):
+        from ..conf import get_option
+        self.conf = conf
+        self.journal = journal
+        self.now = now
+        self.cluster_name = get_option(conf, "ClusterName", "batchhub")
+        self.kill_wait = float(get_option(conf, "KillWait", 30))
+        self.min_job_age = float(get_option(conf, "MinJobAge", 300))
+        self.slurmd_timeout = float(get_option(conf, "SlurmdTimeout", 300))
+        self.epoch = os.urandom(8).hex()
+        self.nodes = {}
+        for i, nconf in enumerate(conf["nodes"]):
+            self.nodes[nconf["name"]] = NodeRecord(nconf, i)
+        self.partitions = {}
+        self.default_partition = None
+        for p in conf["partitions"]:
+            part = dict(p)
+            part["nodes"] = [n for n in p["nodes"] if n in self.nodes]
+            self.partitions[p["name"]] = part
+            for n in part["nodes"]:
+                self.nodes[n].partitions.append(p["name"])
+            if p.get("default") and self.default_partition is None:
+                self.default_partition = p["name"]
+        if self.default_partition is None and self.partitions:
+            self.default_partition = next(iter(self.partitions))
+        self.jobs = {}        # job_id -> job dict (active + recently finished)
+        self.pending = {}     # job_id -> job dict, submit order
+        self.order_dirty = False
+        self.payloads = {}    # job_id -> payload, for jobs not yet launched (cache)
+        self.running_array_tasks = {}
+        self._schedule_handle = None
+        self.on_change = None  # callback(job) for watchers
+        self.stats = {"passes": 0, "last_pass_ms": 0.0, "submitted": 0}
+
+    # -- recovery ------------------------------------------------------------
+    def recover(self):
+        """Load the journal after a (re)start; nodes get SlurmdTimeout to re-register."""
+        now = self.now()
+        for name, data in self.journal.load_nodes().items():
+            node = self.nodes.get(name)
+            if node is not None:
+                node.admin_state = data.get("admin_state", "")
+                node.reason = data.get("reason", "")
+                node.reason_time = data.get("reason_time")
+                node.reason_user = data.get("reason_user", "")
+        self.next_job_id = self.journal.next_job_id(int(self._opt("FirstJobId", 1)))
+        for job in self.journal.load_live_jobs(now - self.min_job_age):
+            self.jobs[job["job_id"]] = job
+            if job["state"] == "PENDING":
+                self.pending[job["job_id"]] = job
+            elif job["state"] in ("RUNNING", "COMPLETING", "SUSPENDED"):
+                for name in job["nodes"]:
+                    node = self.nodes.get(name)
+                    if node is not None:
+                        node.allocate(job["job_id"], job["cpus_per_node"].get(name, 0),
+                                      job["mem_alloc_per_node"].get(name, 0),
+                                      job["gpus_per_node"].get(name, []))
+                if job.get("array_job_id") and job["array_job_id"] != job["job_id"]:
+                    self._count_array_task(job["array_job_id"], +1)
+        self.order_dirty = True
+        self.recovered_at = now
+        return len(self.jobs)
+
+    def _opt(self, key, default):
+        from ..conf import get_option
+        return get_option(self.conf, key, default)
+
+    # -- helpers ---------------------------------------------------------------
+    def _save(self, *jobs):
+        if len(jobs) == 1:
+            self.journal.save_job(jobs[0])
+        else:
+            self.journal.save_jobs(jobs)
+        if self.on_change is not None:
+            for job in jobs:
+                self.on_change(job)
+
+    def public(self, job):
+        """The API view of a job (private bookkeeping fields removed)."""
+        d = {k: v for k, v in job.items() if k not in PRIVATE_FIELDS}
+        if job["state"] == "RUNNING" and job.get("start_time") and job.get("time_limit") is not None:
+            d["end_time"] = job["start_time"] + job["time_limit"] * 60
+        return d
+
+    def find(self, id_text):
+        """Jobs named by 'N', 'A' (an array: all its tasks), 'A_i' or 'A_[x-y]'.
+
+        Returns a list (possibly empty) of job dicts held in memory.
+        """
+        id_text = str(id_text).strip()
+        if "_" in id_text:
+            base, _, idx = id_text.partition("_")
+            if not base.isdigit():
+                raise InvalidRequest(f"Invalid job id specified: {id_text}")
+            array_id = int(base)
+            wanted = None
+            if idx.startswith("[") and idx.endswith("]"):
+                try:
+                    from .jobs import parse_array
+                    wanted, _ = parse_array(idx[1:-1])
+                except InvalidRequest:
+                    raise InvalidRequest(f"Invalid job id specified: {id_text}") from None
+                wanted = set(wanted)
+            elif idx.isdigit():
+                wanted = {int(idx)}
+            else:
+                raise InvalidRequest(f"Invalid job id specified: {id_text}")
+            return [j for j in self._array_members(array_id)
+                    if (j.get("array_task_id") in wanted)
+                    or (j.get("array_pending") and wanted & set(j["array_pending"]))]
+        if not id_text.isdigit():
+            raise InvalidRequest(f"Invalid job id specified: {id_text}")
+        job_id = int(id_text)
+        job = self.jobs.get(job_id)
+        if job is None:
+            return []
+        if job.get("array_job_id") == job_id:
+            return self._array_members(job_id)
+        return [job]
+
+    def _array_members(self, array_id):
+        return [j for j in self.jobs.values() if j.get("array_job_id") == array_id]
+
+    def _check_owner(self, job, caller):
+        if not caller.admin and job["uid"] != caller.uid:
+            raise PermissionDenied("Access/permission denied")
+        if not caller.admin and job["user"] != caller.user:
+            raise PermissionDenied("Access/permission denied")
+
+    def _count_array_task(self, array_id, delta):
+        n = self.running_array_tasks.get(array_id, 0) + delta
+        if n > 0:
+            self.running_array_tasks[array_id] = n
+        else:
+            self.running_array_tasks.pop(array_id, None)
+
+    # -- submit ------------------------------------------------------------------
+    def submit(self, sub, caller):
+        """Validate, journal and queue a submission; returns the job id."""
+        check_submission(sub)
+        token = sub.get("submit_token")
+        if token:
+            existing = self.journal.job_for_token(token)
+            if existing is not None:
+                return existing  # a retried submit: same job, never a second one
+        now = self.now()
+        job, payload = build_job(sub, job_id=self.next_job_id, caller=caller, partitions=self.partitions,
+                                 default_partition=self.default_partition,
+                                 nodes={n: r.template() for n, r in self.nodes.items()},
+                                 now=now, cluster_name=self.cluster_name)
+        if job["dependency"]:
+            validate_dependency(job["dependency"], self._lookup_any)
+        if sub.get("test_only"):
+            return None
+        job["priority"] = job["priority"] or max(1, 10**8 - job["job_id"])
+        job["reason"] = "JobHeldUser" if job["held"] else ("BeginTime" if (job["begin_time"] or 0) > now else "None")
+        with self.journal.transaction():
+            self.journal.save_payload(job["job_id"], payload)
+            self.journal.save_job(job)
+            if token:
+                self.journal.save_submit_token(token, job["job_id"])
+            self.journal.set_next_job_id(job["job_id"] + 1)
+        self.next_job_id = job["job_id"] + 1
+        self.jobs[job["job_id"]] = job
+        self.pending[job["job_id"]] = job
+        self.payloads[job["job_id"]] = payload
+        self.stats["submitted"] += 1
+        if job["priority"] != max(1, 10**8 - job["job_id"]):
+            self.order_dirty = True
+        if self.on_change is not None:
+            self.on_change(job)
+        self.request_schedule()
+        return job["job_id"]
+
+    def _lookup_any(self, job_id):
+        """A job by raw id from memory or, for old ones, the journal."""
+        job = self.jobs.get(job_id)
+        if job is not None:
+            return job
+        rows = self.journal.query_jobs(job_ids=[job_id])
+        return rows[0] if rows else None
+
+    # -- scheduling ---------------------------------------------------------------
+    def request_schedule(self):
+        """Coalesce scheduling requests into one pass on the next loop turn."""
+        if self._schedule_handle is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._schedule_handle = loop.call_soon(self.schedule_now)
+
+    def schedule_now(self):
+        self._schedule_handle = None
+        if not self.pending:
+            return
+        t0 = time.perf_counter()
+        now = self.now()
+        if self.order_dirty:
+            ordered = sorted(self.pending.values(), key=lambda j: (-j["priority"], j["submit_time"], j["job_id"]))
+            self.pending = {j["job_id"]: j for j in ordered}
+            self.order_dirty = False
+        state = fifo.SchedState(
+            nodes={n: r.view() for n, r in self.nodes.items()},
+            partitions=self.partitions,
+            pending=list(self.pending.values()),
+            running_array_tasks=dict(self.running_array_tasks),
+            dependency_state=lambda job: dependency_state(job, self._lookup_any),
+            expand_hostlist=hostlist.expand,
+        )
+        decisions = fifo.schedule(state, now)
+        changed = []
+        starts = []
+        for d in decisions:
+            job = self.jobs.get(d.job_id)
+            if job is None or job["state"] != "PENDING":
+                continue
+            if isinstance(d, fifo.SetReason):
+                job["reason"] = d.reason
+                if d.reason == "DependencyNeverSatisfied" and self._opt("DependencyNeverSatisfiedCancel", "no") == "yes":
+                    pass
+                changed.append(job)
+            else:
+                started = self._start(job, d.allocation, now)
+                changed.extend(started)
+                starts.append(started[-1])
+        if changed:
+            # dedupe, keep last
+            unique = {j["job_id"]: j for j in changed}
+            with self.journal.transaction():
+                self._save(*unique.values())
+        for job in starts:
+            self._send_launch(job)
+        self.stats["passes"] += 1
+        self.stats["last_pass_ms"] = (time.perf_counter() - t0) * 1000
+
+    def _start(self, job, alloc, now):
+        """Apply a Start decision; for an array master, split off its next task."""
+        changed = []
+        if job.get("array_pending"):
+            index = job["array_pending"][0]
+            if len(job["array_pending"]) == 1:
+                task = job  # the last task takes over the master record (raw id = A)
+                job["array_pending"] = None
+                job["array_spec"] = None
+                self.pending.pop(job["job_id"], None)
+            else:
+                task = {k: (v.copy() if isinstance(v, (dict, list)) and k != "array_pending" else v)
+                        for k, v in job.items()}
+                task["job_id"] = self.next_job_id
+                self.next_job_id += 1
+                self.journal.set_next_job_id(self.next_job_id)
+                task["array_pending"] = None
+                task["array_spec"] = None
+                job["array_pending"] = job["array_pending"][1:]
+                job["array_spec"] = format_array_pending(job["array_pending"], job.get("array_max_running"))
+                job["display_id"] = f"{job['job_id']}_[{job['array_spec']}]"
+                self.jobs[task["job_id"]] = task
+                changed.append(job)
+            task["array_task_id"] = index
+            task["display_id"] = f"{job['array_job_id']}_{index}"
+            self._count_array_task(job["array_job_id"], +1)
+            job = task
+        else:
+            self.pending.pop(job["job_id"], None)
+        job["state"] = "RUNNING"
+        job["reason"] = "None"
+        job["start_time"] = now
+        job["start_estimated"] = False
+        job["end_time"] = None
+        job["nodes"] = list(alloc.nodes)
+        job["nodelist"] = hostlist.compress(alloc.nodes)
+        job["batch_host"] = alloc.nodes[0]
+        job["cpus_per_node"] = dict(alloc.cpus_per_node)
+        job["tasks_per_node"] = dict(alloc.tasks_per_node)
+        job["gpus_per_node"] = {n: list(g) for n, g in alloc.gpus_per_node.items()}
+        job["mem_alloc_per_node"] = dict(alloc.memory_per_node)
+        job["num_nodes"] = len(alloc.nodes)
+        job["num_cpus"] = sum(alloc.cpus_per_node.values())
+        if job.get("eligible_time") is None:
+            job["eligible_time"] = now
+        self._expand_paths(job)
+        for name in alloc.nodes:
+            self.nodes[name].allocate(job["job_id"], alloc.cpus_per_node[name],
+                                      alloc.memory_per_node[name], alloc.gpus_per_node.get(name, []))
+        changed.append(job)
+        return changed
+
+    def _expand_paths(self, job):
+        def expand(pattern):
+            if not pattern:
+                return ""
+            path = expand_output_pattern(
+                pattern, job_id=job["job_id"], array_job_id=job.get("array_job_id"),
+                array_task_id=job.get("array_task_id"), name=job["name"], user=job["user"],
+                node=job["batch_host"], node_index=0, step="batch")
+            return path if os.path.isabs(path) else os.path.join(job["workdir"], path)
+        job["stdout_path"] = expand(job["stdout"])
+        job["stderr_path"] = expand(job["stderr"]) if job["stderr"] else job["stdout_path"]
+
+    # -- talking to nodes -------------------------------------------------------------
+    def launch_message(self, job):
+        payload = self.payloads.get(job["job_id"])
+        if payload is None and job.get("array_job_id"):
+            payload = self.payloads.get(job["array_job_id"])
+        if payload is None:
+            payload = self.journal.load_payload(job["job_id"])
+            if payload is None and job.get("array_job_id"):
+                payload = self.journal.load_payload(job["array_job_id"])
+        payload = payload or {"script": "#!/bin/sh\nexit 1\n", "script_args": [], "environment": {}}
+        host = job["batch_host"]
+        node = self.nodes[host]
+        mem = job["mem_alloc_per_node"].get(host) or None
+        return {
+            "job_id": job["job_id"], "array_job_id": job.get("array_job_id"),
+            "array_task_id": job.get("array_task_id"),
+            "array_task_count": job.get("array_task_count"), "array_task_min": job.get("array_task_min"),
+            "array_task_max": job.get("array_task_max"), "array_task_step": job.get("array_task_step"),
+            "name": job["name"], "user": job["user"], "uid": job["uid"], "gid": job["gid"],
+            "group": job["group"], "account": job["account"], "qos": job["qos"],
+            "partition": job["partition"], "script": payload["script"],
+            "script_args": payload.get("script_args", []), "environment": payload.get("environment", {}),
+            "export": job.get("export", "ALL"), "get_user_env": job.get("get_user_env", False),
+            "workdir": job["workdir"], "submit_dir": job.get("submit_dir") or job["workdir"],
+            "submit_host": job["submit_host"], "stdout_path": job["stdout_path"],
+            "stderr_path": job["stderr_path"] if job["stderr"] else "",
+            "stdin": job["stdin"], "open_mode": job["open_mode"], "time_limit": job["time_limit"],
+            "time_limit_seconds": None if job["time_limit"] is None else job["time_limit"] * 60
+            - max(0.0, self.now() - job["start_time"]),
+            "mem_limit_mb": mem, "cpus_on_node": job["cpus_per_node"].get(host, 1),
+            "cpu_slots": job["cpus_per_node"].get(host, 1), "gpu_ids": job["gpus_per_node"].get(host, []),
+            "nodes": job["nodes"], "nodelist": job["nodelist"], "num_nodes": job["num_nodes"],
+            "num_tasks": job["num_tasks"], "cpus_per_task": job["cpus_per_task"],
+            "tasks_per_node_str": _compact_counts([job["tasks_per_node"][n] for n in job["nodes"]]),
+            "cpus_per_node_str": _compact_counts([job["cpus_per_node"][n] for n in job["nodes"]]),
+            "mem_per_node": job.get("mem_per_node"), "mem_per_cpu": job.get("mem_per_cpu"),
+            "cluster_name": self.cluster_name, "node_index": node.index, "restarts": job["restarts"],
+            "signal": job.get("signal", ""), "kill_wait": self.kill_wait,
+        }
+
+    def _send_launch(self, job):
+        node = self.nodes[job["batch_host"]]
+        node.push({"type": "launch", "job_id": job["job_id"], "launch": self.launch_message(job)})
+        self.payloads.pop(job["job_id"], None)
+
+    # -- job end ----------------------------------------------------------------------
+    def job_ended(self, job_id, state, exit_code=0, exit_signal=0, reason="", end_time=None, node=None,
+                  max_rss_mb=None):
+        """A node daemon reports the batch script's end."""
+        job = self.jobs.get(job_id)
+        if job is None or job["state"] in FINAL_STATES or job["state"] == "PENDING":
+            return
+        if node is not None and job.get("batch_host") and node != job["batch_host"]:
+            return
+        now = end_time or self.now()
+        requeue = job.pop("_requeue", None)
+        if state == "CANCELLED" and job.get("_cancelled_by") is not None:
+            job["cancelled_by"] = job.pop("_cancelled_by")
+        self._release_nodes(job)
+        if requeue:
+            self._requeue_now(job, now, hold=(requeue == "hold"))
+            return
+        job["state"] = state
+        job["exit_code"] = int(exit_code or 0)
+        job["exit_signal"] = int(exit_signal or 0)
+        job["end_time"] = now
+        job["reason"] = reason or ("NonZeroExitCode" if state == "FAILED" else "None")
+        if max_rss_mb is not None:
+            job["max_rss_mb"] = max_rss_mb
+        job["steps"] = [s for s in job.get("steps", []) if s.get("step_id") != "batch"] + [{
+            "step_id": "batch", "name": "batch", "state": state if state != "TIMEOUT" else "CANCELLED",
+            "exit_code": job["exit_code"], "exit_signal": job["exit_signal"] or (15 if state == "TIMEOUT" else 0),
+            "start_time": job["start_time"], "end_time": now, "nodelist": job["batch_host"],
+            "num_tasks": 1, "num_cpus": job["cpus_per_node"].get(job["batch_host"], 1),
+            "max_rss_mb": max_rss_mb,
+        }]
+        self._save(job)
+        self.request_schedule()
+
+    def _release_nodes(self, job):
+        for name in job.get("nodes", []):
+            node = self.nodes.get(name)
+            if node is not None:
+                node.release(job["job_id"], job["cpus_per_node"].get(name, 0),
+                             job["mem_alloc_per_node"].get(name, 0), job["gpus_per_node"].get(name, []))
+        if job.get("array_job_id") is not None:
+            self._count_array_task(job["array_job_id"], -1)
+
+    def _requeue_now(self, job, now, hold=False):
+        job["state"] = "PENDING"
+        job["reason"] = "JobHeldAdmin" if hold else "BeginTime"
+        job["held"] = "admin" if hold else ""
+        job["restarts"] += 1
+        job["start_time"] = None
+        job["end_time"] = None
+        job["nodes"], job["nodelist"], job["batch_host"] = [], "", ""
+        job["cpus_per_node"], job["tasks_per_node"], job["gpus_per_node"], job["mem_alloc_per_node"] = {}, {}, {}, {}
+        job["open_mode"] = "append"
+        job["exit_code"] = job["exit_signal"] = 0
+        job["num_cpus"] = job["num_tasks"] * job["cpus_per_task"]
+        self.pending[job["job_id"]] = job
+        self.order_dirty = True
+        self._save(job)
+        self.request_schedule()
+
+    # -- user actions ----------------------------------------------------------------------
+    def cancel(self, ids, caller, *, signal=None, batch_only=False, full=False, users=None, names=None,
+               partitions=None, states=None):
+        result = {"cancelled": [], "signalled": [], "not_found": [], "denied": []}
+        targets = []
+        for id_text in ids or []:
+            step = None
+            if "." in str(id_text):
+                id_text, _, step = str(id_text).partition(".")
+            found = self.find(id_text)
+            if not found:
+                result["not_found"].append(str(id_text))
+            targets.extend(found)
+        if not ids and (users or names or partitions or states):
+            targets = [j for j in self.jobs.values() if j["state"] in ACTIVE_STATES]
+        if users or names or partitions or states:
+            targets = [j for j in targets
+                       if (not users or j["user"] in users) and (not names or j["name"] in names)
+                       and (not partitions or j["partition"] in partitions)
+                       and (not states or j["state"] in states)]
+        changed = []
+        for job in {j["job_id"]: j for j in targets}.values():
+            if not caller.admin and job["uid"] != caller.uid or (not caller.admin and job["user"] != caller.user):
+                result["denied"].append(job.get("display_id") or str(job["job_id"]))
+                continue
+            if job["state"] not in ACTIVE_STATES:
+                continue
+            if signal:
+                if job["state"] == "RUNNING":
+                    self.nodes[job["batch_host"]].push(
+                        {"type": "signal", "job_id": job["job_id"], "signal": signal,
+                         "batch_only": bool(batch_only), "full": bool(full)})
+                    result["signalled"].append(job["display_id"])
+                continue
+            if job["state"] == "PENDING":
+                self.pending.pop(job["job_id"], None)
+                job["state"] = "CANCELLED"
+                job["reason"] = "None"
+                job["end_time"] = self.now()
+                job["cancelled_by"] = caller.uid
+                if job.get("array_pending"):
+                    job["array_pending"] = job["array_pending"]
+                changed.append(job)
+            elif job["state"] in ("RUNNING", "SUSPENDED"):
+                job["state"] = "COMPLETING"
+                job["_cancelled_by"] = caller.uid
+                self.nodes[job["batch_host"]].push({"type": "cancel", "job_id": job["job_id"]})
+                changed.append(job)
+            result["cancelled"].append(job["display_id"])
+        if changed:
+            with self.journal.transaction():
+                self._save(*changed)
+            self.request_schedule()
+        return result
+
+    def job_action(self, id_text, action, caller):
+        jobs = self.find(id_text)
+        if not jobs:
+            raise NotFound("Invalid job id specified")
+        changed = []
+        for job in jobs:
+            self._check_owner(job, caller)
+            if action in ("hold", "uhold"):
+                if job["state"] != "PENDING":
+                    raise Conflict("Job is no longer pending execution")
+                job["held"] = "admin" if (action == "hold" and caller.admin) else "user"
+                job["reason"] = "JobHeldAdmin" if job["held"] == "admin" else "JobHeldUser"
+                job["eligible_time"] = None
+                job["priority"] = job["priority"]
+            elif action == "release":
+                if job["state"] != "PENDING":
+                    raise Conflict("Job is no longer pending execution")
+                if job["held"] == "admin" and not caller.admin:
+                    raise PermissionDenied("Access/permission denied: job held by an administrator")
+                job["held"] = ""
+                job["reason"] = "None"
+                job["eligible_time"] = self.now()
+            elif action in ("requeue", "requeuehold"):
+                if job["state"] == "PENDING":
+                    if action == "requeuehold":
+                        job["held"] = "admin" if caller.admin else "user"
+                        job["reason"] = "JobHeldAdmin" if caller.admin else "JobHeldUser"
+                    else:
+                        raise Conflict("Job is pending execution")
+                elif job["state"] in ("RUNNING", "SUSPENDED"):
+                    job["_requeue"] = "hold" if action == "requeuehold" else "requeue"
+                    job["state"] = "COMPLETING"
+                    self.nodes[job["batch_host"]].push({"type": "cancel", "job_id": job["job_id"], "requeue": True})
+                elif job["state"] in FINAL_STATES:
+                    if not job.get("nodes") and job["state"] == "CANCELLED" and job.get("start_time") is None:
+                        raise Conflict("Job has not started, cannot requeue a cancelled pending job")
+                    self._release_nodes_if_needed(job)
+                    self._requeue_now(job, self.now(), hold=(action == "requeuehold"))
+                    continue
+                else:
+                    raise Conflict("Job is completing, try again later")
+            elif action in ("suspend", "resume"):
+                if not caller.admin:
+                    raise PermissionDenied("Access/permission denied")
+                if job["state"] not in ("RUNNING", "SUSPENDED"):
+                    raise Conflict("Job is not running")
+                want = "SUSPENDED" if action == "suspend" else "RUNNING"
+                if job["state"] != want:
+                    self.nodes[job["batch_host"]].push(
+                        {"type": "signal", "job_id": job["job_id"],
+                         "signal": "STOP" if action == "suspend" else "CONT", "full": True})
+                    job["state"] = want
+            elif action == "top":
+                if job["state"] != "PENDING":
+                    raise Conflict("Job is no longer pending execution")
+                mine = [j["priority"] for j in self.pending.values() if j["uid"] == job["uid"]]
+                job["priority"] = max(mine) + 1
+                self.order_dirty = True
+            else:
+                raise InvalidRequest(f"unknown action {action}")
+            changed.append(job)
+        if changed:
+            with self.journal.transaction():
+                self._save(*changed)
+        self.request_schedule()
+        return [j["display_id"] for j in jobs]
+
+    def _release_nodes_if_needed(self, job):
+        return None
+
+    def update_job(self, id_text, fields, caller):
+        """scontrol update job: change limits and attributes of a job."""
+        jobs = self.find(id_text)
+        if not jobs:
+            raise NotFound("Invalid job id specified")
+        allowed = {"time_limit", "partition", "name", "comment", "nice", "num_nodes", "num_tasks",
+                   "mem_per_node", "dependency", "features", "exclude", "begin_time", "priority",
+                   "requeue"}
+        for key in fields:
+            if key not in allowed:
+                raise InvalidRequest(f"Update of {key} is not supported")
+        changed = []
+        for job in jobs:
+            self._check_owner(job, caller)
+            pending = job["state"] == "PENDING"
+            for key, value in fields.items():
+                if key == "time_limit":
+                    if value is not None and (not isinstance(value, int) or value <= 0):
+                        raise InvalidRequest("Invalid time limit specification")
+                    if not caller.admin and (value is None or (job["time_limit"] is not None and value > job["time_limit"])):
+                        raise PermissionDenied("Access/permission denied: only an administrator may increase the time limit")
+                    if job["state"] not in ACTIVE_STATES:
+                        raise Conflict("Job is no longer active")
+                    job["time_limit"] = value
+                    if job["state"] == "RUNNING":
+                        self.nodes[job["batch_host"]].push(
+                            {"type": "time_limit", "job_id": job["job_id"],
+                             "seconds_left": None if value is None else value * 60 - (self.now() - job["start_time"])})
+                elif key == "priority":
+                    if not caller.admin:
+                        raise PermissionDenied("Access/permission denied: only an administrator may set the priority")
+                    job["priority"] = int(value)
+                    self.order_dirty = True
+                elif key == "nice":
+                    if int(value) < 0 and not caller.admin:
+                        raise PermissionDenied("Access/permission denied: only an administrator may set a negative nice value")
+                    job["priority"] -= int(value) - job.get("nice", 0)
+                    job["nice"] = int(value)
+                    self.order_dirty = True
+                elif key == "name":
+                    job["name"] = str(value)
+                elif key == "comment":
+                    job["comment"] = str(value)
+                elif key == "requeue":
+                    job["requeue"] = bool(value)
+                else:
+                    if not pending:
+                        raise Conflict("Job is no longer pending execution")
+                    if key == "partition":
+                        if value not in self.partitions:
+                            raise InvalidRequest("Invalid partition name specified")
+                        job["partition"] = value
+                    elif key == "dependency":
+                        if value:
+                            validate_dependency(value, self._lookup_any)
+                        job["dependency"] = value or ""
+                    elif key == "begin_time":
+                        job["begin_time"] = value
+                    elif key == "num_nodes":
+                        job["num_nodes"] = job["num_nodes_req"] = int(value)
+                        job["num_tasks"] = max(job["num_tasks"], int(value))
+                    elif key == "num_tasks":
+                        job["num_tasks"] = int(value)
+                        job["num_cpus"] = job["num_tasks"] * job["cpus_per_task"]
+                    elif key == "mem_per_node":
+                        job["mem_per_node"] = int(value)
+                    elif key == "features":
+                        job["features"] = value or ""
+                    elif key == "exclude":
+                        job["exclude"] = value or ""
+            changed.append(job)
+        with self.journal.transaction():
+            self._save(*changed)
+        self.request_schedule()
+        return [j["display_id"] for j in changed]
+
+    # -- nodes -------------------------------------------------------------------------------
+    def update_nodes(self, names, state, reason, caller):
+        if not caller.admin:
+            raise PermissionDenied("Access/permission denied: only an administrator may change node state")
+        nodes = []
+        for expr in names:
+            for name in hostlist.expand(expr):
+                if name not in self.nodes:
+                    raise NotFound(f"Node {name} not found")
+                nodes.append(self.nodes[name])
+        state = (state or "").upper()
+        if state in ("DRAIN", "DOWN") and not reason:
+            raise InvalidRequest("You must specify a reason when DOWNING or DRAINING a node. Request denied")
+        for node in nodes:
+            if state in ("DRAIN", "DOWN"):
+                node.admin_state = state
+                node.reason, node.reason_time, node.reason_user = reason, self.now(), caller.user
+                if state == "DOWN":
+                    self._fail_node_jobs(node, "NODE_FAIL")
+            elif state in ("RESUME", "IDLE", "UNDRAIN"):
+                node.admin_state = ""
+                node.reason, node.reason_time, node.reason_user = "", None, ""
+                if node.not_responding and node.registered:
+                    node.not_responding = False
+            elif state:
+                raise InvalidRequest(f"Invalid node state specified: {state}")
+            elif reason is not None:
+                node.reason = reason
+            self.journal.save_node(node.name, {"admin_state": node.admin_state, "reason": node.reason,
+                                               "reason_time": node.reason_time, "reason_user": node.reason_user})
+        self.request_schedule()
+        return [n.name for n in nodes]
+
+    def _fail_node_jobs(self, node, state):
+        for job_id in list(node.jobs):
+            job = self.jobs.get(job_id)
+            if job is None:
+                continue
+            node.push({"type": "cancel", "job_id": job_id})
+            if job.get("requeue"):
+                job["_requeue"] = "requeue"
+            self.job_ended(job_id, state, reason="NodeDown")
+
+    def node_register(self, name, info):
+        """A node daemon (re)connects: check resources, reconcile its jobs."""
+        node = self.nodes.get(name)
+        if node is None:
+            raise NotFound(f"Node {name} not found in the configuration")
+        from ..noded.resources import check_node_resources
+        now = self.now()
+        node.daemon_info = info
+        node.registered = True
+        node.not_responding = False
+        node.last_seen = now
+        node.boot_time = info.get("boot_time") or now
+        overrides = "config_overrides" in str(self._opt("SlurmdParameters", ""))
+        real = {"cpus": info.get("cpus", 0), "memory_mb": info.get("memory_mb", 0), "gpus": info.get("gpus", [])}
+        node.resource_problem = check_node_resources(
+            {"cpus": node.cpus, "real_memory": node.real_memory, "gres": node.gres}, real,
+            config_overrides=overrides) or ""
+        running = set(info.get("running", []))
+        finished = set(info.get("finished", []))
+        node.commands = []  # a fresh session: re-derive what the node must do
+        for job_id in list(node.jobs):
+            job = self.jobs.get(job_id)
+            if job is None or job.get("batch_host") != name:
+                continue
+            if job_id in running or job_id in finished:
+                continue
+            if job["state"] == "RUNNING":
+                self._send_launch(job)  # decided but never delivered: launch now
+            elif job["state"] == "COMPLETING":
+                self.job_ended(job_id, "CANCELLED", exit_signal=15, reason="None")
+        for job_id in running:
+            job = self.jobs.get(job_id)
+            if job is None or job["state"] in FINAL_STATES or job.get("batch_host") != name:
+                node.push({"type": "cancel", "job_id": job_id, "stale": True})
+            elif job["state"] == "COMPLETING":
+                node.push({"type": "cancel", "job_id": job_id, "requeue": bool(job.get("_requeue"))})
+        self.request_schedule()
+        return {"epoch": self.epoch, "node_index": node.index, "cpus": node.cpus,
+                "real_memory": node.real_memory, "gres": node.gres, "kill_wait": self.kill_wait,
+                "cluster_name": self.cluster_name, "resource_problem": node.resource_problem}
+
+    def node_seen(self, name):
+        node = self.nodes.get(name)
+        if node is not None:
+            node.last_seen = self.now()
+            if node.not_responding and node.registered:
+                node.not_responding = False
+                self.request_schedule()
+        return node
+
+    def node_event(self, name, event):
+        kind = event.get("event")
+        if kind == "started":
+            job = self.jobs.get(event.get("job_id"))
+            if job is not None and job.get("batch_host") == name and not job.get("batch_pid"):
+                job["batch_pid"] = event.get("pid")
+        elif kind == "ended":
+            self.job_ended(event["job_id"], event["state"], event.get("exit_code", 0),
+                           event.get("exit_signal", 0), event.get("reason", ""), event.get("time"),
+                           node=name, max_rss_mb=event.get("max_rss_mb"))
+        elif kind == "stats":
+            node = self.nodes.get(name)
+            if node is not None:
+                node.daemon_info.update({k: event[k] for k in ("cpu_load", "free_memory_mb") if k in event})
+
+    def check_node_timeouts(self):
+        """Mark nodes that stopped polling as NOT_RESPONDING; fail their jobs after SlurmdTimeout."""
+        now = self.now()
+        for node in self.nodes.values():
+            last = node.last_seen or getattr(self, "recovered_at", now)
+            if now - last > self.slurmd_timeout and not node.not_responding:
+                node.not_responding = True
+                if node.jobs:
+                    log.warning("node %s not responding for %.0fs: failing its jobs", node.name, now - last)
+                    self._fail_node_jobs(node, "NODE_FAIL")
+
+    def purge_old_jobs(self):
+        """Drop finished jobs older than MinJobAge from memory (they stay in the journal)."""
+        cutoff = self.now() - self.min_job_age
+        for job_id in [j for j, job in self.jobs.items()
+                       if job["state"] in FINAL_STATES and (job.get("end_time") or 0) < cutoff]:
+            del self.jobs[job_id]
+
+    # -- queries --------------------------------------------------------------------------------
+    def query(self, *, ids=None, users=None, partitions=None, states=None, names=None, include_finished=False):
+        if ids:
+            seen, jobs = set(), []
+            for id_text in ids:
+                for j in self.find(id_text):
+                    if j["job_id"] not in seen:
+                        seen.add(j["job_id"])
+                        jobs.append(j)
+        else:
+            jobs = self.jobs.values()
+        out = []
+        want_states = set(states or [])
+        for job in jobs:
+            if want_states:
+                if "ALL" not in want_states and job["state"] not in want_states:
+                    continue
+            elif not include_finished and job["state"] not in ACTIVE_STATES:
+                continue
+            if users and job["user"] not in users:
+                continue
+            if partitions and job["partition"] not in partitions:
+                continue
+            if names and job["name"] not in names:
+                continue
+            out.append(job)
+        out.sort(key=lambda j: j["job_id"])
+        return out
+
+
+def _compact_counts(values):
+    """[2, 2, 1] -> '2(x2),1' as in SLURM_TASKS_PER_NODE."""
+    parts, i = [], 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[i]:
+            j += 1
+        n = j - i + 1
+        parts.append(str(values[i]) if n == 1 else f"{values[i]}(x{n})")
+        i = j + 1
+    return ",".join(parts)

@@ -1,0 +1,108 @@
+"""``batchhub controller``: start the controller daemon.
+
+Start-up order matters for durability: open the journal, recover every job,
+and only then bind the socket, so no client is answered by a controller that
+does not yet know its jobs.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+
+import tornado.httpserver
+import tornado.netutil
+
+from .. import conf as confmod
+from .. import __version__
+from .api import make_app
+from .cluster import Cluster
+from .journal import Journal
+
+log = logging.getLogger("batchhub.controller")
+
+
+class Controller:
+    """The running daemon: configuration, cluster state, HTTP server, timers."""
+
+    def __init__(self, conf, conf_path, socket_path, state_dir):
+        self.conf = conf
+        self.conf_path = conf_path
+        self.socket_path = socket_path
+        self.state_dir = state_dir
+        os.makedirs(state_dir, exist_ok=True)
+        sync = confmod.get_option(conf, "JournalSync", "NORMAL")
+        self.journal = Journal(os.path.join(state_dir, "journal.sqlite"), sync=sync)
+        self.cluster = Cluster(conf, self.journal)
+        self.started = time.time()
+        self._stop = None
+
+    def config_dict(self):
+        """`scontrol show config`: the live settings, Slurm's key names."""
+        out = {k: str(v) for k, v in self.conf.get("options", {}).items()}
+        out.update({
+            "ClusterName": self.cluster.cluster_name,
+            "SLURM_VERSION": f"22.05.11 (BatchHub {__version__})",
+            "SLURM_CONF": self.conf_path or "(embedded default)",
+            "StateSaveLocation": self.state_dir,
+            "BatchHubSocket": self.socket_path,
+            "KillWait": f"{self.cluster.kill_wait:g} sec",
+            "MinJobAge": f"{self.cluster.min_job_age:g} sec",
+            "SlurmdTimeout": f"{self.cluster.slurmd_timeout:g} sec",
+            "SchedulerType": "sched/builtin (priority FIFO, event-driven)",
+            "SelectType": "select/cons_tres",
+            "SlurmctldPid": str(os.getpid()),
+            "BOOT_TIME": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
+            "NEXT_JOB_ID": str(self.cluster.next_job_id),
+            "JobCount": str(len(self.cluster.jobs)),
+        })
+        return out
+
+    def request_shutdown(self):
+        if self._stop is not None:
+            asyncio.get_event_loop().call_later(0.05, self._stop.set)
+
+    async def run(self):
+        t0 = time.perf_counter()
+        n = self.cluster.recover()
+        log.info("recovered %d jobs in %.0f ms", n, (time.perf_counter() - t0) * 1000)
+        app = make_app(self)
+        server = tornado.httpserver.HTTPServer(app, xheaders=False, idle_connection_timeout=3600)
+        os.makedirs(os.path.dirname(self.socket_path) or ".", exist_ok=True)
+        sock = tornado.netutil.bind_unix_socket(self.socket_path, mode=0o666, backlog=1024)
+        server.add_socket(sock)
+        log.info("BatchHub controller %s listening on %s (pid %d)", __version__, self.socket_path, os.getpid())
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        self.cluster.request_schedule()
+        ticker = asyncio.ensure_future(self._tick())
+        await self._stop.wait()
+        ticker.cancel()
+        server.stop()
+        try:
+            os.unlink(self.socket_path)
+        except OSError:
+            pass
+        self.journal.close()
+        log.info("controller stopped")
+
+    async def _tick(self):
+        """Slow housekeeping: node liveness, begin times, MinJobAge. Scheduling itself is event-driven."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.cluster.check_node_timeouts()
+                self.cluster.purge_old_jobs()
+                if any(j.get("begin_time") or j.get("dependency") for j in self.cluster.pending.values()):
+                    self.cluster.request_schedule()
+            except Exception:  # keep the controller alive; the log says what broke
+                log.exception("housekeeping failed")
+
+
+def run_controller(conf, conf_path, socket_path, state_dir):
+    controller = Controller(conf, conf_path, socket_path, state_dir)
+    asyncio.run(controller.run())

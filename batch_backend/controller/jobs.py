@@ -1,0 +1,262 @@
+"""From a submission to a job record: validation and defaults.
+
+Everything a client sends is checked here, field by field, so that a bad
+request becomes one readable :class:`InvalidRequest` (HTTP 400) and never a
+half-made job. The submission format is what ``cli.sbatch_options`` builds.
+"""
+
+import os
+
+from .. import hostlist
+from ..errors import InvalidRequest, PermissionDenied
+from ..sched.placement import NodeView, gpu_count, place
+from .identity import group_name, lookup_user, user_name
+
+# field -> accepted JSON types (None allowed where listed)
+SUBMISSION_FIELDS = {
+    "script": (str,), "script_args": (list,), "name": (str,), "partition": (str,),
+    "account": (str,), "qos": (str,), "reservation": (str,),
+    "time_limit": (int, type(None)), "time_min": (int, type(None)),
+    "num_nodes": (int, type(None)), "num_tasks": (int, type(None)),
+    "ntasks_per_node": (int, type(None)), "cpus_per_task": (int, type(None)),
+    "mem_per_node": (int, type(None)), "mem_per_cpu": (int, type(None)),
+    "gres": (str,), "features": (str,), "nodelist_req": (str,), "exclude": (str,),
+    "dependency": (str,), "workdir": (str,), "submit_dir": (str,), "stdout": (str,),
+    "stderr": (str,), "stdin": (str,), "environment": (dict,), "export": (str,),
+    "get_user_env": (bool,), "hold": (bool,), "array": (str, type(None)), "command": (str,),
+    "submit_line": (str,), "submit_host": (str,), "open_mode": (str,),
+    "requeue": (bool, type(None)), "signal": (str,), "comment": (str,),
+    "begin_time": (int, float, type(None)), "nice": (int,), "exclusive": (bool,),
+    "priority": (int, type(None)), "wait": (bool,), "submit_token": (str,), "user": (str,),
+    "test_only": (bool,), "uid": (str, int, type(None)), "gid": (str, int, type(None)),
+}
+
+MAX_SCRIPT_BYTES = 4 * 1024 * 1024
+
+
+def check_submission(sub):
+    """Type-check a submission dict; raise InvalidRequest naming the bad field."""
+    if not isinstance(sub, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    for key, value in sub.items():
+        types = SUBMISSION_FIELDS.get(key)
+        if types is None:
+            raise InvalidRequest(f"unknown field {key!r}")
+        if isinstance(value, bool) and bool not in types:
+            raise InvalidRequest(f"field {key!r} must be {types[0].__name__}")
+        if not isinstance(value, types):
+            raise InvalidRequest(f"field {key!r} must be {types[0].__name__}")
+    if not isinstance(sub.get("script"), str) or not sub["script"]:
+        raise InvalidRequest("field 'script' is required")
+    if len(sub["script"]) > MAX_SCRIPT_BYTES:
+        raise InvalidRequest("batch script is larger than 4 MB")
+    if not sub["script"].startswith("#!"):
+        raise InvalidRequest("This does not look like a batch script: the first line must start with #!")
+    env = sub.get("environment", {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise InvalidRequest("field 'environment' must map names to strings")
+    if not all(isinstance(a, str) for a in sub.get("script_args", [])):
+        raise InvalidRequest("field 'script_args' must be a list of strings")
+    for key in ("num_nodes", "num_tasks", "ntasks_per_node", "cpus_per_task", "mem_per_node", "mem_per_cpu"):
+        v = sub.get(key)
+        if v is not None and (v < (0 if key.startswith("mem") else 1) or v > 10**9):
+            raise InvalidRequest(f"invalid value for {key}: {v}")
+    if sub.get("time_limit") is not None and sub["time_limit"] <= 0:
+        raise InvalidRequest("Invalid time limit specification")
+    if sub.get("open_mode", "") not in ("", "append", "truncate"):
+        raise InvalidRequest("--open-mode must be append or truncate")
+    if "\0" in sub.get("workdir", "") or "\0" in sub.get("stdout", "") or "\0" in sub.get("stderr", ""):
+        raise InvalidRequest("paths may not contain NUL bytes")
+
+
+def parse_array(spec):
+    """'0-3%2' -> ([0, 1, 2, 3], 2). Raise InvalidRequest on bad syntax."""
+    try:
+        from ..cli.sbatch_options import expand_array_spec
+        indices, max_running = expand_array_spec(spec)
+    except (ValueError, ImportError) as e:
+        raise InvalidRequest(f"Invalid job array specification: {spec}") from e
+    if not indices or len(indices) > 100000 or min(indices) < 0:
+        raise InvalidRequest(f"Invalid job array specification: {spec}")
+    return indices, max_running
+
+
+def format_array_pending(indices, max_running):
+    """Indices -> Slurm's compact range text ('2-3%2', '3,5-8')."""
+    parts, i = [], 0
+    while i < len(indices):
+        j = i
+        while j + 1 < len(indices) and indices[j + 1] == indices[j] + 1:
+            j += 1
+        parts.append(str(indices[i]) if i == j else f"{indices[i]}-{indices[j]}")
+        i = j + 1
+    text = ",".join(parts)
+    return f"{text}%{max_running}" if max_running else text
+
+
+def resolve_owner(sub, caller):
+    """The job's user: the caller, or (admins only) the ``user`` field."""
+    wanted = sub.get("user") or (str(sub["uid"]) if sub.get("uid") not in (None, "") else None)
+    if not wanted or wanted == caller.user:
+        return caller.uid, caller.gid, caller.user
+    if not caller.admin:
+        raise PermissionDenied(f"Access/permission denied: only admins may submit as {wanted}")
+    try:
+        uid, gid = lookup_user(wanted)
+    except KeyError:
+        if os.getuid() != 0:
+            # Single-account mode: users are names, the jobs all run as the service account.
+            return caller.uid, caller.gid, wanted
+        raise InvalidRequest(f"Invalid user id: {wanted}") from None
+    return uid, gid, user_name(uid)
+
+
+def build_job(sub, *, job_id, caller, partitions, default_partition, nodes, now, cluster_name):
+    """Turn a checked submission into (job dict, payload dict) or raise InvalidRequest."""
+    pname = sub.get("partition") or default_partition
+    if not pname:
+        raise InvalidRequest("No partition specified or system default partition",
+                             detail_lines=["no partition specified and no default partition"])
+    if "," in pname:
+        pname = pname.split(",")[0]  # Slurm picks the first usable; we take the first
+    partition = partitions.get(pname)
+    if partition is None:
+        raise InvalidRequest("Invalid partition name specified",
+                             detail_lines=[f"invalid partition specified: {pname}"])
+    uid, gid, user = resolve_owner(sub, caller)
+    if partition.get("root_only") and uid != 0:
+        raise PermissionDenied("Access/permission denied",
+                               detail_lines=[f"partition {pname} is RootOnly"])
+    num_nodes = sub.get("num_nodes")
+    ntpn = sub.get("ntasks_per_node")
+    cpus_per_task = sub.get("cpus_per_task") or 1
+    num_tasks = sub.get("num_tasks")
+    if num_tasks is None:
+        num_tasks = (num_nodes or 1) * ntpn if ntpn else (num_nodes or 1)
+    if num_nodes and num_nodes > num_tasks:
+        raise InvalidRequest("Requested node configuration is not available",
+                             detail_lines=[f"more nodes ({num_nodes}) than tasks ({num_tasks}) requested"])
+    for key in ("nodelist_req", "exclude"):
+        if sub.get(key):
+            try:
+                names = hostlist.expand(sub[key])
+            except ValueError as e:
+                raise InvalidRequest(f"Invalid node name specified: {e}") from None
+            unknown = [n for n in names if n not in nodes]
+            if unknown:
+                raise InvalidRequest("Invalid node name specified",
+                                     detail_lines=[f"invalid node name {unknown[0]}"])
+    if sub.get("mem_per_node") and sub.get("mem_per_cpu"):
+        raise InvalidRequest("--mem and --mem-per-cpu are mutually exclusive")
+    gres = sub.get("gres", "")
+    for item in filter(None, gres.split(",")):
+        if item.split(":")[0] != "gpu":
+            raise InvalidRequest(f"Invalid generic resource (gres) specification: {item}")
+    time_limit = sub.get("time_limit")
+    if time_limit is None:
+        time_limit = partition.get("default_time") if partition.get("default_time") is not None \
+            else partition.get("max_time")
+    workdir = sub.get("workdir") or sub.get("submit_dir") or "/"
+    if not os.path.isabs(workdir):
+        raise InvalidRequest(f"working directory must be an absolute path: {workdir}")
+    array_indices, array_max = ([], None)
+    if sub.get("array"):
+        array_indices, array_max = parse_array(sub["array"])
+    name = sub.get("name") or "sbatch"
+    job = {
+        "job_id": job_id,
+        "array_job_id": job_id if array_indices else None,
+        "array_task_id": None,
+        "array_spec": format_array_pending(array_indices, array_max) if array_indices else None,
+        "array_pending": array_indices if array_indices else None,
+        "array_max_running": array_max,
+        "array_task_count": len(array_indices) if array_indices else None,
+        "array_task_min": min(array_indices) if array_indices else None,
+        "array_task_max": max(array_indices) if array_indices else None,
+        "array_task_step": _array_step(array_indices),
+        "display_id": f"{job_id}_[{format_array_pending(array_indices, array_max)}]" if array_indices else str(job_id),
+        "name": name,
+        "user": user, "uid": uid, "gid": gid, "group": group_name(gid),
+        "account": sub.get("account") or "",
+        "qos": sub.get("qos") or "normal",
+        "reservation": sub.get("reservation") or "",
+        "partition": pname,
+        "state": "PENDING",
+        "reason": "None",
+        "exit_code": 0, "exit_signal": 0, "cancelled_by": None,
+        "priority": sub.get("priority") if (sub.get("priority") is not None and caller.admin) else 0,
+        "nice": sub.get("nice", 0),
+        "submit_time": now,
+        "eligible_time": None if sub.get("hold") else max(now, sub.get("begin_time") or 0),
+        "begin_time": sub.get("begin_time"),
+        "start_time": None, "start_estimated": False, "end_time": None,
+        "time_limit": time_limit,
+        "num_nodes": num_nodes or 1,
+        "num_nodes_req": num_nodes,
+        "num_tasks": num_tasks,
+        "ntasks_per_node": ntpn,
+        "cpus_per_task": cpus_per_task,
+        "num_cpus": num_tasks * cpus_per_task,
+        "mem_per_node": sub.get("mem_per_node"),
+        "mem_per_cpu": sub.get("mem_per_cpu"),
+        "gres": gres,
+        "features": sub.get("features", ""),
+        "nodelist_req": sub.get("nodelist_req", ""),
+        "exclude": sub.get("exclude", ""),
+        "exclusive": bool(sub.get("exclusive")),
+        "dependency": sub.get("dependency", ""),
+        "nodes": [], "nodelist": "", "batch_host": "",
+        "cpus_per_node": {}, "tasks_per_node": {}, "gpus_per_node": {}, "mem_alloc_per_node": {},
+        "workdir": workdir,
+        "submit_dir": sub.get("submit_dir") or workdir,
+        "stdout": sub.get("stdout") or ("slurm-%A_%a.out" if array_indices else "slurm-%j.out"),
+        "stderr": sub.get("stderr", ""),
+        "stdin": sub.get("stdin") or "/dev/null",
+        "stdout_path": "", "stderr_path": "",
+        "command": sub.get("command", ""),
+        "submit_line": sub.get("submit_line", ""),
+        "submit_host": sub.get("submit_host", ""),
+        "open_mode": sub.get("open_mode") or "truncate",
+        "requeue": bool(sub.get("requeue")),
+        "restarts": 0,
+        "signal": sub.get("signal", ""),
+        "comment": sub.get("comment", ""),
+        "held": "user" if sub.get("hold") else "",
+        "export": sub.get("export") or "ALL",
+        "get_user_env": bool(sub.get("get_user_env")),
+        "cluster_name": cluster_name,
+        "steps": [],
+    }
+    if array_indices and len(array_indices) > 1 and array_max is None:
+        job["array_max_running"] = None
+    _check_ever_runnable(job, partition, nodes)
+    payload = {
+        "script": sub["script"],
+        "script_args": sub.get("script_args", []),
+        "environment": sub.get("environment", {}),
+    }
+    return job, payload
+
+
+def _array_step(indices):
+    if len(indices or []) < 2:
+        return 1 if indices else None
+    steps = {b - a for a, b in zip(indices, indices[1:])}
+    return steps.pop() if len(steps) == 1 else 1
+
+
+def _check_ever_runnable(job, partition, nodes):
+    """Refuse requests no node of the partition could satisfy even when idle."""
+    views = [nodes[n].empty_copy() for n in partition["nodes"] if n in nodes]
+    if place(job, views, expand_hostlist=hostlist.expand) is None:
+        most_cpus = max((v.cpus for v in views), default=0)
+        most_gpus = max((v.gpus for v in views), default=0)
+        if job["cpus_per_task"] > most_cpus:
+            why = f"requested {job['cpus_per_task']} CPUs per task but the largest node in {partition['name']} has {most_cpus}"
+        elif gpu_count(job["gres"]) > most_gpus:
+            why = f"requested {gpu_count(job['gres'])} GPUs per node but nodes in {partition['name']} have at most {most_gpus}"
+        elif job.get("num_nodes_req") and job["num_nodes_req"] > len(views):
+            why = f"requested {job['num_nodes_req']} nodes but partition {partition['name']} has {len(views)}"
+        else:
+            why = f"no node set in partition {partition['name']} satisfies the request"
+        raise InvalidRequest("Requested node configuration is not available", detail_lines=[why])

@@ -1,0 +1,236 @@
+"""``batchhub noded``: one node daemon (one virtual node).
+
+The daemon registers its real resources, then long-polls the controller for
+commands (launch, cancel, signal, time limit) and reports job events back. A
+lost controller is not a reason to touch running jobs: the daemon keeps them
+running, keeps their end events queued, and re-registers (listing what runs
+and what ended meanwhile) as soon as a controller answers again.
+"""
+
+import asyncio
+import logging
+import os
+import platform
+import signal
+import socket
+import time
+
+from .. import __version__
+from ..client import APIError, Client, ClientError, ControllerUnreachable
+from . import proctree
+from .resources import cpu_ids_for_node, detect_real_resources
+from .runner import BatchJobRunner
+
+log = logging.getLogger("batchhub.noded")
+
+POLL_WAIT = 20.0  # seconds a long poll may be held by the controller
+
+
+class NodeDaemon:
+    def __init__(self, name, *, controller_address, spool_dir, extra_env=None):
+        self.name = name
+        self.address = controller_address
+        self.spool_dir = os.path.join(spool_dir, name)
+        os.makedirs(self.spool_dir, exist_ok=True)
+        self.extra_env = dict(extra_env or {})
+        self.runners = {}          # job_id -> BatchJobRunner
+        self.finished = {}         # job_id -> ended event not yet acknowledged
+        self.launched = set()      # every job id this daemon started (never launch twice)
+        self.events = asyncio.Queue()
+        self.epoch = None
+        self.after = 0
+        self.node_conf = {}
+        self.host_cpus = sorted(os.sched_getaffinity(0))
+        self.cpu_ids = []
+        self.busy_cpu_ids = {}     # job_id -> cpu ids
+        self.kill_wait = 30.0
+        self._stop = asyncio.Event()
+        self._registered = asyncio.Event()
+
+    # -- registration ----------------------------------------------------------
+    def _register_info(self):
+        real = detect_real_resources()
+        return {
+            "cpus": real["cpus"], "memory_mb": real["memory_mb"], "gpus": real["gpus"],
+            "hostname": socket.gethostname().split(".")[0], "address": self._address(),
+            "arch": platform.machine(), "os": f"{platform.system()} {platform.release()}",
+            "version": __version__, "boot_time": self.boot_time, "pid": os.getpid(),
+            "running": sorted(self.runners), "finished": sorted(self.finished),
+        }
+
+    def _address(self):
+        return os.environ.get("BATCHHUB_NODE_ADDR") or "127.0.0.1"
+
+    async def register(self, client):
+        delay = 0.05
+        while not self._stop.is_set():
+            try:
+                answer = await self._call(client.request, "POST", f"/noded/{self.name}/register",
+                                          self._register_info())
+            except ControllerUnreachable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            except APIError as e:
+                log.error("registration of %s refused: %s", self.name, e.message)
+                await asyncio.sleep(5)
+                continue
+            self.epoch = answer["epoch"]
+            self.after = 0
+            self.node_conf = answer
+            self.kill_wait = float(answer.get("kill_wait", 30))
+            self.cpu_ids = cpu_ids_for_node(answer["node_index"], answer["cpus"], self.host_cpus)
+            if answer.get("resource_problem"):
+                log.warning("node %s is DOWN: %s", self.name, answer["resource_problem"])
+            log.info("node %s registered (epoch %s)", self.name, self.epoch)
+            # end events of jobs that finished while the controller was away
+            for ev in self.finished.values():
+                self.events.put_nowait(ev)
+            self._registered.set()
+            return
+
+    async def _call(self, fn, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: fn(*args, **kwargs))
+
+    # -- command loop -----------------------------------------------------------
+    async def poll_loop(self):
+        client = Client(self.address, timeout=POLL_WAIT + 10)
+        await self.register(client)
+        while not self._stop.is_set():
+            try:
+                answer = await self._call(client.request, "GET", f"/noded/{self.name}/commands",
+                                          query={"epoch": self.epoch, "after": self.after, "wait": POLL_WAIT})
+            except ControllerUnreachable:
+                log.info("controller unreachable; jobs keep running, retrying")
+                self._registered.clear()
+                await asyncio.sleep(0.2)
+                await self.register(client)
+                continue
+            except APIError as e:
+                log.error("command poll failed: %s", e.message)
+                await asyncio.sleep(1)
+                continue
+            if answer.get("reregister"):
+                self._registered.clear()
+                await self.register(client)
+                continue
+            for cmd in answer.get("commands", []):
+                self.after = max(self.after, cmd["seq"])
+                try:
+                    await self.handle(cmd)
+                except Exception:
+                    log.exception("command %s failed", cmd.get("type"))
+
+    async def handle(self, cmd):
+        kind, job_id = cmd["type"], cmd.get("job_id")
+        runner = self.runners.get(job_id)
+        if kind == "launch":
+            if job_id in self.launched:
+                return  # a re-sent launch after a controller restart: already ours
+            self.launched.add(job_id)
+            launch = dict(cmd["launch"])
+            launch["extra_env"] = dict(self.extra_env, **launch.get("extra_env", {}))
+            launch["cpu_ids"] = self._pick_cpus(job_id, launch.get("cpu_slots") or 1)
+            runner = BatchJobRunner(launch, node_name=self.name, spool_dir=self.spool_dir,
+                                    on_event=self._on_event, kill_wait=launch.get("kill_wait", self.kill_wait))
+            self.runners[job_id] = runner
+            await runner.start()
+        elif kind == "cancel":
+            if runner is not None and not runner.done:
+                asyncio.ensure_future(runner.cancel())
+            elif cmd.get("stale"):
+                pass
+            elif job_id not in self.launched and job_id not in self.finished:
+                # the controller cancels a job we never started: confirm at once
+                self.launched.add(job_id)
+                self._on_event({"event": "ended", "job_id": job_id, "state": "CANCELLED", "exit_code": 0,
+                                "exit_signal": 0, "reason": "None", "time": time.time()})
+        elif kind == "signal":
+            if runner is not None and not runner.done:
+                runner.signal(proctree.signal_number(str(cmd["signal"])),
+                              batch_only=cmd.get("batch_only", False), full=cmd.get("full", False))
+        elif kind == "time_limit":
+            if runner is not None and not runner.done and hasattr(runner, "set_time_left"):
+                runner.set_time_left(cmd.get("seconds_left"))
+
+    def _pick_cpus(self, job_id, count):
+        """Bind the job to ``count`` of this virtual node's host CPUs, least used first."""
+        if not self.cpu_ids:
+            return []
+        use = {}
+        for ids in self.busy_cpu_ids.values():
+            for c in ids:
+                use[c] = use.get(c, 0) + 1
+        ranked = sorted(dict.fromkeys(self.cpu_ids), key=lambda c: (use.get(c, 0), self.cpu_ids.index(c)))
+        picked = ranked[:max(1, min(count, len(ranked)))]
+        self.busy_cpu_ids[job_id] = picked
+        return picked
+
+    def _on_event(self, event):
+        if event.get("event") == "ended":
+            job_id = event["job_id"]
+            self.runners.pop(job_id, None)
+            self.busy_cpu_ids.pop(job_id, None)
+            self.finished[job_id] = event
+        self.events.put_nowait(event)
+
+    # -- event sender -----------------------------------------------------------------
+    async def event_loop(self):
+        client = Client(self.address, timeout=30)
+        while True:
+            batch = [await self.events.get()]
+            while not self.events.empty() and len(batch) < 200:
+                batch.append(self.events.get_nowait())
+            while True:
+                await self._registered.wait()
+                try:
+                    await self._call(client.request, "POST", f"/noded/{self.name}/events", {"events": batch})
+                    break
+                except ClientError as e:
+                    log.info("event delivery failed (%s); retrying", e)
+                    await asyncio.sleep(0.3)
+            for ev in batch:
+                if ev.get("event") == "ended":
+                    self.finished.pop(ev["job_id"], None)
+
+    async def stats_loop(self):
+        while True:
+            await asyncio.sleep(30)
+            try:
+                load = os.getloadavg()[0]
+                self.events.put_nowait({"event": "stats", "cpu_load": round(load, 2),
+                                        "free_memory_mb": _free_memory_mb()})
+            except OSError:
+                pass
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def run(self):
+        self.boot_time = time.time()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        tasks = [asyncio.ensure_future(t) for t in (self.poll_loop(), self.event_loop(), self.stats_loop())]
+        await self._stop.wait()
+        # Shutting a node down ends its jobs (like a node reboot); report what we can.
+        for runner in list(self.runners.values()):
+            await runner.cancel()
+        deadline = time.time() + 3
+        while self.finished and time.time() < deadline:
+            await asyncio.sleep(0.05)
+        for t in tasks:
+            t.cancel()
+        log.info("node daemon %s stopped", self.name)
+
+
+def _free_memory_mb():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def run_noded(name, controller_address, spool_dir, extra_env=None):
+    daemon = NodeDaemon(name, controller_address=controller_address, spool_dir=spool_dir, extra_env=extra_env)
+    asyncio.run(daemon.run())

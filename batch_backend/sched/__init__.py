@@ -1,0 +1,1 @@
+"""Scheduling policy: pure functions of (state, now) -> decisions, shared by controller and simulator."""

@@ -1,0 +1,1 @@
+"""Performance harness for BatchHub (`batchhub bench`)."""

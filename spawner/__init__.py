@@ -1,0 +1,1 @@
+"""JupyterHub spawner that runs each user's server as a BatchHub job (filled by the hub issue)."""
