@@ -61,6 +61,7 @@ class Cluster:
         self.payloads = {}    # job_id -> payload, for jobs not yet launched (cache)
         self.running_array_tasks = {}
         self._schedule_handle = None
+        self.blocked_partitions = set()
         self.on_change = None  # callback(job) for watchers
         self.stats = {"passes": 0, "last_pass_ms": 0.0, "submitted": 0}
 
@@ -185,7 +186,14 @@ class Cluster:
         if sub.get("test_only"):
             return None
         job["priority"] = job["priority"] or max(1, 10**8 - job["job_id"])
-        job["reason"] = "JobHeldUser" if job["held"] else ("BeginTime" if (job["begin_time"] or 0) > now else "None")
+        if job["held"]:
+            job["reason"] = "JobHeldUser"
+        elif (job["begin_time"] or 0) > now:
+            job["reason"] = "BeginTime"
+        elif job["dependency"]:
+            job["reason"] = "Dependency"
+        else:
+            job["reason"] = "Priority" if job["partition"] in self.blocked_partitions else "None"
         with self.journal.transaction():
             self.journal.save_payload(job["job_id"], payload)
             self.journal.save_job(job)
@@ -203,6 +211,9 @@ class Cluster:
             self.on_change(job)
         self.request_schedule()
         return job["job_id"]
+
+    def _jobs_of_user(self, user):
+        return [j for j in self.jobs.values() if j["user"] == user]
 
     def _lookup_any(self, job_id):
         """A job by raw id from memory or, for old ones, the journal."""
@@ -237,10 +248,11 @@ class Cluster:
             partitions=self.partitions,
             pending=list(self.pending.values()),
             running_array_tasks=dict(self.running_array_tasks),
-            dependency_state=lambda job: dependency_state(job, self._lookup_any),
+            dependency_state=lambda job: dependency_state(job, self._lookup_any, self._jobs_of_user),
             expand_hostlist=hostlist.expand,
         )
         decisions = fifo.schedule(state, now)
+        self.blocked_partitions = state.blocked
         changed = []
         starts = []
         for d in decisions:

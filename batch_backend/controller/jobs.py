@@ -61,7 +61,7 @@ def check_submission(sub):
         v = sub.get(key)
         if v is not None and (v < (0 if key.startswith("mem") else 1) or v > 10**9):
             raise InvalidRequest(f"invalid value for {key}: {v}")
-    if sub.get("time_limit") is not None and sub["time_limit"] <= 0:
+    if sub.get("time_limit") is not None and sub["time_limit"] <= 0 and sub["time_limit"] != -1:
         raise InvalidRequest("Invalid time limit specification")
     if sub.get("open_mode", "") not in ("", "append", "truncate"):
         raise InvalidRequest("--open-mode must be append or truncate")
@@ -152,8 +152,10 @@ def build_job(sub, *, job_id, caller, partitions, default_partition, nodes, now,
     for item in filter(None, gres.split(",")):
         if item.split(":")[0] != "gpu":
             raise InvalidRequest(f"Invalid generic resource (gres) specification: {item}")
-    time_limit = sub.get("time_limit")
-    if time_limit is None:
+    time_limit = sub.get("time_limit")  # -1: explicitly UNLIMITED; None: not given
+    if time_limit == -1:
+        time_limit = None
+    elif time_limit is None:
         time_limit = partition.get("default_time") if partition.get("default_time") is not None \
             else partition.get("max_time")
     workdir = sub.get("workdir") or sub.get("submit_dir") or "/"

@@ -28,6 +28,9 @@ class SchedState:
     running_array_tasks: dict = field(default_factory=dict)  # array_job_id -> running task count
     dependency_state: object = None  # callable(job) -> (satisfied: bool, never: bool)
     expand_hostlist: object = None
+    #: filled by the pass: partitions whose head job is waiting for resources. Jobs not
+    #: visited after every partition blocked keep their reason; new ones start at Priority.
+    blocked: set = field(default_factory=set)
 
 
 @dataclass
@@ -67,7 +70,7 @@ def ineligible_reason(job, partition, now, state):
     if partition["state"] in ("DOWN", "DRAIN"):
         return "PartitionDown"
     limit = partition.get("max_time")
-    if limit is not None and job.get("time_limit") is not None and job["time_limit"] > limit:
+    if limit is not None and (job.get("time_limit") is None or job["time_limit"] > limit):
         return "PartitionTimeLimit"
     max_nodes = partition.get("max_nodes")
     if max_nodes is not None and (job.get("num_nodes_req") or 1) > max_nodes:
@@ -83,7 +86,7 @@ def ineligible_reason(job, partition, now, state):
 def schedule(state, now):
     """One scheduling pass: start what fits, in priority order; explain the rest."""
     decisions = []
-    blocked = set()
+    blocked = state.blocked
     partition_views = {}
     for job in state.pending:
         pname = job["partition"]
