@@ -1,0 +1,291 @@
+"""Process-tree utilities for the node daemon (Linux ``/proc``).
+
+A job's processes are found the way Slurm's ``proctrack/linuxproc`` +
+``proctrack/pgid`` find them, without cgroups:
+
+* every process of the job's session / process group (the batch shell runs
+  in a new session, so its sid = pgid = its pid);
+* every descendant (parent-pid walk) of a process already known to belong to
+  the job, so a child that ``setsid()``s away is still found while its parent
+  lives;
+* every process ever seen as a member (remembered as ``(pid, start time)``, so
+  a reused pid is never mistaken for ours), so an escaped process stays
+  tracked after its parent dies;
+* on demand (kills), every process of the job's uid whose *initial*
+  environment carries the run's tag variable: this catches double-forked
+  daemons that escaped between two polls.
+
+:func:`fork_exec` starts a job process (the setup between fork and exec:
+session, identity, output files, cwd, affinity) and reports setup errors back.
+
+One ``/proc/*/stat`` pass yields parent, group, session, start time and RSS of
+every process; :func:`scan` caches it for a few milliseconds so that many
+runners polling at once share one pass.
+"""
+
+import gc
+import os
+import signal
+import time
+from typing import NamedTuple
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+class Proc(NamedTuple):
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    state: str  # 'R', 'S', 'Z', ...
+    start: int  # start time in clock ticks since boot (identifies the process with pid)
+    rss: int  # bytes
+
+    @property
+    def zombie(self):
+        return self.state in ("Z", "X")
+
+
+_cache = {"t": -1.0, "procs": {}}
+
+
+def read_proc(pid):
+    """The :class:`Proc` of one pid, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rp = data.rfind(b")")
+    f = data[rp + 2:].split()
+    try:
+        # fields after the comm: [0]=state(3) [1]=ppid(4) [2]=pgrp(5) [3]=session(6)
+        # [19]=starttime(22) [21]=rss pages(24)
+        return Proc(pid, int(f[1]), int(f[2]), int(f[3]), f[0].decode(), int(f[19]), int(f[21]) * PAGE_SIZE)
+    except (IndexError, ValueError):
+        return None
+
+
+def scan(max_age=0.0):
+    """All processes as ``{pid: Proc}``; reuses a pass younger than ``max_age`` seconds."""
+    now = time.monotonic()
+    if max_age > 0 and now - _cache["t"] <= max_age:
+        return _cache["procs"]
+    procs = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            p = read_proc(int(name))
+            if p is not None:
+                procs[p.pid] = p
+    _cache["t"], _cache["procs"] = time.monotonic(), procs
+    return procs
+
+
+def children_map(procs):
+    kids = {}
+    for p in procs.values():
+        kids.setdefault(p.ppid, []).append(p.pid)
+    return kids
+
+
+def job_members(procs, root, sid, known):
+    """Live processes of a job: ``{pid: Proc}``.
+
+    ``root`` is the batch shell's pid, ``sid`` its session (= pgid), ``known``
+    a ``{pid: start}`` dict of processes seen before (updated in place with
+    every member found, and pruned of processes that are gone). Zombies are
+    not members (they can neither run nor be killed), but the walk goes
+    through them.
+    """
+    seeds = [root]
+    for pid, start in list(known.items()):
+        p = procs.get(pid)
+        if p is None or p.start != start:
+            del known[pid]
+        else:
+            seeds.append(pid)
+    seeds.extend(p.pid for p in procs.values() if p.sid == sid or p.pgid == sid)
+    kids = children_map(procs)
+    seen, members, stack = set(), {}, seeds
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        p = procs.get(pid)
+        if p is None:
+            continue
+        if not p.zombie:
+            members[pid] = p
+            known[pid] = p.start
+        stack.extend(kids.get(pid, ()))
+    return members
+
+
+def tagged(procs, tag, uid=None, exclude=()):
+    """Processes whose initial environment contains the entry ``tag`` (bytes ``NAME=value``).
+
+    Only processes owned by ``uid`` (None = any) are read; ``/proc/PID/environ``
+    is readable by root and the owner.
+    """
+    needle = b"\0" + tag + b"\0"
+    found = {}
+    for pid, p in procs.items():
+        if p.zombie or pid in exclude:
+            continue
+        try:
+            if uid is not None and os.stat(f"/proc/{pid}").st_uid != uid:
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = b"\0" + f.read()
+        except OSError:
+            continue
+        if needle in env or env.endswith(b"\0" + tag):
+            found[pid] = p
+    return found
+
+
+def send(pids, sig):
+    """Send ``sig`` to each pid; returns how many were signalled."""
+    n = 0
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+            n += 1
+        except (ProcessLookupError, PermissionError):
+            pass
+    return n
+
+
+def killpg(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def signal_number(name):
+    """'USR2', 'SIGUSR2', 'usr2', '12' -> 12; raises ValueError."""
+    s = str(name).strip().upper()
+    if s.isdigit():
+        n = int(s)
+        if 0 < n < signal.NSIG:
+            return n
+        raise ValueError(f"invalid signal number: {name}")
+    if not s.startswith("SIG"):
+        s = "SIG" + s
+    try:
+        return int(getattr(signal.Signals, s))
+    except AttributeError:
+        raise ValueError(f"invalid signal name: {name}") from None
+
+
+# ---------------------------------------------------------------- fork/exec of a job process
+
+class LaunchPlan:
+    """Everything the forked child needs, computed in the parent."""
+    __slots__ = ("script", "argv", "env", "workdir", "stdout", "stderr", "stdin", "append", "drop",
+                 "uid", "gid", "groups", "cpu_ids", "umask", "interpreter")
+
+
+def _child(plan, errw):
+    """In the forked child: set up and exec; on failure report through ``errw``. Never returns."""
+    out_fd = err_fd = None
+    what = "set up the job"
+    try:
+        try:
+            signal.set_wakeup_fd(-1)  # the parent's loop must never see the child's signals
+        except (ValueError, OSError):
+            pass
+        for sig in range(1, signal.NSIG):
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                try:
+                    signal.signal(sig, signal.SIG_DFL)
+                except (OSError, ValueError, RuntimeError):
+                    pass
+        os.setsid()
+        if plan.drop:
+            what = f"switch to uid {plan.uid} gid {plan.gid}"
+            os.setgroups(plan.groups)
+            os.setresgid(plan.gid, plan.gid, plan.gid)
+            os.setresuid(plan.uid, plan.uid, plan.uid)
+        os.umask(plan.umask)
+        for kind in ("stdout", "stderr"):
+            path = getattr(plan, kind)
+            if kind == "stderr" and (not path or path == plan.stdout):
+                err_fd = out_fd
+                break
+            what = f"create output file {path}"
+            parent = os.path.dirname(path)
+            if parent and not os.path.isdir(parent):
+                os.makedirs(parent, exist_ok=True)
+            mode = os.O_APPEND if plan.append else os.O_TRUNC
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOCTTY | mode, 0o666)
+            if kind == "stdout":
+                out_fd = fd
+            else:
+                err_fd = fd
+        what = f"open input file {plan.stdin}"
+        in_fd = os.open(plan.stdin, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        os.set_blocking(in_fd, True)
+        what = f"chdir to {plan.workdir}"
+        os.chdir(plan.workdir)
+        if plan.cpu_ids:
+            try:
+                cpus = set(plan.cpu_ids) & os.sched_getaffinity(0)
+                if cpus:
+                    os.sched_setaffinity(0, cpus)
+            except OSError:
+                pass
+        os.dup2(in_fd, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        out_fd, err_fd = 1, 2  # the originals are closed below
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd > 2 and fd != errw:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        plan.env["SLURM_TASK_PID"] = str(os.getpid())
+        what = f"execute {plan.interpreter or plan.script}"
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        os.execve(plan.script, plan.argv, plan.env)
+    except BaseException as exc:  # noqa: BLE001 -- the child must never return to the loop
+        why = f"cannot {what}: {getattr(exc, 'strerror', None) or exc}"
+        try:
+            os.write(errw, why.encode(errors="replace")[:4000] or b"?")
+            fd = err_fd if err_fd is not None else out_fd
+            if fd is not None:
+                os.write(fd, f"batchhub: error: {why}\n".encode(errors="replace"))
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        os._exit(127)
+
+
+def fork_exec(plan):
+    """Fork a child that runs :func:`_child`; returns ``(pid, fd)``.
+
+    ``fd`` is the read end of a close-on-exec pipe: EOF without data once the
+    child exec'd, else the error text. All signals are blocked across the fork
+    (the child unblocks them right before exec), so a signal that hits the child
+    early never runs the parent's handlers, and the gc is off so no finalizer
+    of the parent's objects runs in the child.
+    """
+    errr, errw = os.pipe()
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _child(plan, errw)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        os.close(errw)
+    return pid, errr

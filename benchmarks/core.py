@@ -1,0 +1,111 @@
+"""`batchhub bench core`: the queue manager's throughput and latency figures.
+
+On 4 virtual nodes x 4 CPUs (config_overrides on this small machine):
+(1) 500 x `sbatch --wrap=true` from a shell loop, and one `sbatch --array=1-500`;
+(2) sbatch return -> job start, median of 20 submits 1-4 s apart;
+(3) 1000 trivial jobs, first submit -> queue empty;
+(4) `squeue` wall time, idle and with 1000 held jobs;
+(5) 10,000 trivial jobs through `batch_backend.client` from one process:
+    accepted/s and completed/s.
+"""
+
+import os
+import random
+import subprocess
+import time
+
+from .harness import BIN, BenchCluster, median, print_table, submission
+
+
+def bench_sbatch_loop(c, n=500):
+    script = f'for i in $(seq {n}); do {BIN}/sbatch --wrap=true -o /dev/null >/dev/null || exit 1; done'
+    t0 = time.perf_counter()
+    subprocess.run(["bash", "-c", script], env=c.env, cwd=c.workdir, check=True)
+    dt = time.perf_counter() - t0
+    c.wait_empty()
+    t0 = time.perf_counter()
+    c.run("sbatch", "--array=1-500", "--wrap=true", "-o", "/dev/null", check=True)
+    array_call = time.perf_counter() - t0
+    t_arr = time.perf_counter()
+    c.wait_empty()
+    array_drain = time.perf_counter() - t_arr
+    return n / dt, array_call, 500 / array_drain
+
+
+def bench_start_latency(c, n=20, spacing=(1.0, 4.0)):
+    lat = []
+    for i in range(n):
+        marker = os.path.join(c.workdir, f"start-{i}")
+        t_return = None
+        p = subprocess.run([f"{BIN}/sbatch", "--parsable", "-o", "/dev/null",
+                            f"--wrap=date +%s.%N > {marker}"], env=c.env, cwd=c.workdir,
+                           capture_output=True, text=True, check=True)
+        t_return = time.time()
+        deadline = time.time() + 10
+        while not os.path.exists(marker) or os.path.getsize(marker) == 0:
+            if time.time() > deadline:
+                raise TimeoutError(f"job {p.stdout.strip()} did not start")
+            time.sleep(0.002)
+        with open(marker) as f:
+            started = float(f.read().strip())
+        lat.append(started - t_return)
+        time.sleep(random.uniform(*spacing))
+    return median(lat), max(lat)
+
+
+def bench_drain(c, n=1000):
+    client = c.client()
+    t0 = time.time()
+    for _ in range(n):
+        client.submit(submission())
+    t_end = c.wait_empty(poll=0.02)
+    return n / (t_end - t0)
+
+
+def bench_squeue(c, reps=30):
+    def timed():
+        runs = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            subprocess.run([f"{BIN}/squeue"], env=c.env, stdout=subprocess.DEVNULL, check=True)
+            runs.append(time.perf_counter() - t0)
+        return median(runs)
+    idle = timed()
+    client = c.client()
+    for _ in range(1000):
+        client.submit(submission(hold=True))
+    loaded = timed()
+    client.cancel(users=[client.ping()["user"]])
+    c.wait_empty()
+    return idle, loaded
+
+
+def main(args=()):
+    quick = "--quick" in args
+    with BenchCluster() as c:
+        rows = []
+        rate, array_call, array_rate = bench_sbatch_loop(c, 100 if quick else 500)
+        rows.append(("(1) sbatch --wrap=true shell loop", f"{rate:.0f} jobs/s", ">= 60", rate >= 60))
+        rows.append(("(1) sbatch --array=1-500 call time", f"{array_call * 1000:.0f} ms", "", None))
+        rows.append(("(1) array of 500 tasks drained", f"{array_rate:.0f} tasks/s", "", None))
+        med, worst = bench_start_latency(c, 5 if quick else 20, (0.2, 0.5) if quick else (1.0, 4.0))
+        rows.append(("(2) sbatch return -> job start, median", f"{med * 1000:.1f} ms", "<= 100 ms", med <= 0.1))
+        rows.append(("(2) ... worst", f"{worst * 1000:.1f} ms", "", None))
+        rate = bench_drain(c, 200 if quick else 1000)
+        rows.append(("(3) 1000 trivial jobs, submit -> empty", f"{rate:.0f} jobs/s", ">= 50", rate >= 50))
+        idle, loaded = bench_squeue(c)
+        rows.append(("(4) squeue idle", f"{idle * 1000:.1f} ms", "<= 15 ms", idle <= 0.015))
+        rows.append(("(4) squeue, 1000 pending", f"{loaded * 1000:.1f} ms", "<= 36 ms", loaded <= 0.036))
+        n = 2000 if quick else 10000
+        client = c.client()
+        t0 = time.time()
+        for _ in range(n):
+            client.submit(submission())
+        t_acc = time.time()
+        t_end = c.wait_empty(timeout=1800, poll=0.1)
+        acc = n / (t_acc - t0)
+        done = n / (t_end - t0)
+        rows.append((f"(5) {n} jobs via client: accepted", f"{acc:.0f} jobs/s", ">= 500", acc >= 500))
+        rows.append((f"(5) {n} jobs via client: completed", f"{done:.0f} jobs/s", "", None))
+    print_table("batchhub bench core (4 virtual nodes x 4 CPUs)", rows)
+    return 0

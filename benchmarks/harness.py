@@ -1,0 +1,89 @@
+"""A throwaway cluster for benchmarks, and a table printer.
+
+Benchmarks measure the real daemons and the real console scripts, started in a
+temporary ``BATCHHUB_HOME`` with a config of their own, and print figures with
+their targets; they never assert (speed lives here, not in the tests).
+"""
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN = os.path.dirname(sys.executable)
+
+BENCH_CONF = """\
+ClusterName=bench
+SlurmdParameters=config_overrides
+SlurmdTimeout=60
+KillWait=2
+MinJobAge=300
+NodeName=n[1-4] CPUs=4 RealMemory=4000
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+class BenchCluster:
+    def __init__(self, conf=BENCH_CONF):
+        self.home = tempfile.mkdtemp(prefix="batchhub-bench-")
+        self.conf_path = os.path.join(self.home, "slurm.conf")
+        with open(self.conf_path, "w") as f:
+            f.write(conf)
+        self.socket = os.path.join(self.home, "run", "controller.sock")
+        self.env = dict(os.environ, BATCHHUB_HOME=self.home, BATCHHUB_SOCKET=self.socket,
+                        BATCHHUB_CONF=self.conf_path, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+        self.workdir = os.path.join(self.home, "work")
+        os.makedirs(self.workdir)
+
+    def __enter__(self):
+        subprocess.run([os.path.join(BIN, "batchhub"), "up", "--no-link-cli"], env=self.env, check=True,
+                       capture_output=True)
+        os.environ["BATCHHUB_SOCKET"] = self.socket
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run([os.path.join(BIN, "batchhub"), "down"], env=self.env, capture_output=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def client(self):
+        from batch_backend.client import Client
+        return Client(self.socket)
+
+    def run(self, *argv, **kw):
+        return subprocess.run([os.path.join(BIN, argv[0]), *argv[1:]], env=self.env, cwd=self.workdir,
+                              capture_output=True, text=True, **kw)
+
+    def wait_empty(self, timeout=600, poll=0.05):
+        c = self.client()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if not c.jobs(fields=["job_id"]):
+                return time.time()
+            time.sleep(poll)
+        raise TimeoutError("queue did not drain")
+
+
+def submission(cmd="true", **extra):
+    """A minimal submission dict, as sbatch --wrap would build it."""
+    sub = {"script": f"#!/bin/sh\n{cmd}\n", "name": "bench", "workdir": "/tmp", "stdout": "/dev/null",
+           "environment": {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}}
+    sub.update(extra)
+    return sub
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def print_table(title, rows):
+    """rows: (measure, value text, target text, ok: bool|None)."""
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{title}")
+    print(f"{'measure':<{width}}  {'value':>14}  {'target':>12}  ")
+    print("-" * (width + 34))
+    for name, value, target, ok in rows:
+        mark = "" if ok is None else ("ok" if ok else "MISSED")
+        print(f"{name:<{width}}  {value:>14}  {target:>12}  {mark}")

@@ -1,0 +1,15 @@
+"""Entry point of `batchhub bench SUITE [--quick]`."""
+
+import sys
+
+SUITES = {"core": "benchmarks.core"}
+
+
+def main(suite, extra=()):
+    import importlib
+    module = importlib.import_module(SUITES[suite])
+    return module.main(list(extra))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2:]))
