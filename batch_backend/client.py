@@ -247,11 +247,17 @@ class Client:
 
         ``ids`` are strings as users type them: 'N', 'A' (all tasks of an
         array), 'A_i'. ``states`` are long or compact names, or 'all'.
-        Unknown ids are simply absent from the answer.
+        Unknown ids are simply absent from the answer. ``fields`` limits
+        each job dict to those keys (much less to send and decode: pollers
+        should name the fields they show).
         """
         q = {"ids": ids, "users": users, "partitions": partitions, "states": states,
              "names": names, "all": include_finished or None, "fields": fields}
-        return self.request("GET", "/jobs", query=q)["jobs"]
+        answer = self.request("GET", "/jobs", query=q)
+        if "rows" in answer:  # asked for some fields: the controller sends compact rows
+            names_ = answer["fields"]
+            return [dict(zip(names_, row)) for row in answer["rows"]]
+        return answer["jobs"]
 
     def job(self, job_id):
         """One job by id ('N' or 'A_i'), including recently finished ones; NotFound otherwise."""

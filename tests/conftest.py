@@ -48,10 +48,11 @@ class LiveCluster:
         os.makedirs(self.workdir, exist_ok=True)
 
     # -- lifecycle ---------------------------------------------------------------
-    def up(self):
+    def up(self, wait_nodes=True):
         r = self.batchhub("up", "--no-link-cli")
         assert r.returncode == 0, r.stderr + r.stdout
-        self.wait_nodes_up()
+        if wait_nodes:
+            self.wait_nodes_up()
         return self
 
     def batchhub(self, *args, timeout=60):
@@ -191,12 +192,12 @@ def make_cluster(tmp_path):
     """Factory for clusters with a custom slurm.conf."""
     made = []
 
-    def make(conf_text, name="c"):
+    def make(conf_text, name="c", wait_nodes=True):
         home = tmp_path / name
         home.mkdir()
         c = LiveCluster(home, conf_text)
         made.append(c)
-        return c.up()
+        return c.up(wait_nodes)
     yield make
     for c in made:
         c.down()

@@ -8,6 +8,7 @@ coalesces into one pass on the next loop iteration.
 """
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -22,9 +23,6 @@ from .jobs import build_job, check_submission, format_array_pending
 from .nodes import NodeRecord
 
 log = logging.getLogger("batchhub.controller")
-
-PRIVATE_FIELDS = ("array_pending", "mem_alloc_per_node", "begin_time", "num_nodes_req", "export",
-                  "get_user_env", "cluster_name", "submit_dir")
 
 
 class Cluster:
@@ -59,6 +57,7 @@ class Cluster:
         self.pending = {}     # job_id -> job dict, submit order
         self.order_dirty = False
         self.payloads = {}    # job_id -> payload, for jobs not yet launched (cache)
+        self.json_cache = {}  # job_id -> JSON text as last journaled
         self.running_array_tasks = {}
         self._schedule_handle = None
         self.blocked_partitions = set()
@@ -100,20 +99,25 @@ class Cluster:
 
     # -- helpers ---------------------------------------------------------------
     def _save(self, *jobs):
-        if len(jobs) == 1:
-            self.journal.save_job(jobs[0])
-        else:
-            self.journal.save_jobs(jobs)
+        """Journal jobs; the JSON text written is also what the API serves for them."""
+        texts = [json.dumps(job, separators=(",", ":")) for job in jobs]
+        self.journal.save_jobs(jobs, texts)
+        for job, text in zip(jobs, texts):
+            self.json_cache[job["job_id"]] = text
         if self.on_change is not None:
             for job in jobs:
                 self.on_change(job)
 
     def public(self, job):
-        """The API view of a job (private bookkeeping fields removed)."""
-        d = {k: v for k, v in job.items() if k not in PRIVATE_FIELDS}
-        if job["state"] == "RUNNING" and job.get("start_time") and job.get("time_limit") is not None:
-            d["end_time"] = job["start_time"] + job["time_limit"] * 60
-        return d
+        """The API view of a job (the record itself: every field is readable by users)."""
+        return job
+
+    def job_json(self, job):
+        """The job as JSON text, from the cache kept in step with the journal."""
+        text = self.json_cache.get(job["job_id"])
+        if text is None:
+            text = self.json_cache[job["job_id"]] = json.dumps(job, separators=(",", ":"))
+        return text
 
     def find(self, id_text):
         """Jobs named by 'N', 'A' (an array: all its tasks), 'A_i' or 'A_[x-y]'.
@@ -196,7 +200,7 @@ class Cluster:
             job["reason"] = "Priority" if job["partition"] in self.blocked_partitions else "None"
         with self.journal.transaction():
             self.journal.save_payload(job["job_id"], payload)
-            self.journal.save_job(job)
+            self._save(job)
             if token:
                 self.journal.save_submit_token(token, job["job_id"])
             self.journal.set_next_job_id(job["job_id"] + 1)
@@ -207,8 +211,6 @@ class Cluster:
         self.stats["submitted"] += 1
         if job["priority"] != max(1, 10**8 - job["job_id"]):
             self.order_dirty = True
-        if self.on_change is not None:
-            self.on_change(job)
         self.request_schedule()
         return job["job_id"]
 
@@ -311,7 +313,7 @@ class Cluster:
         job["reason"] = "None"
         job["start_time"] = now
         job["start_estimated"] = False
-        job["end_time"] = None
+        job["end_time"] = None if job["time_limit"] is None else now + job["time_limit"] * 60
         job["nodes"] = list(alloc.nodes)
         job["nodelist"] = hostlist.compress(alloc.nodes)
         job["batch_host"] = alloc.nodes[0]
@@ -404,16 +406,26 @@ class Cluster:
         if requeue:
             self._requeue_now(job, now, hold=(requeue == "hold"))
             return
+        exit_code, exit_signal = int(exit_code or 0), int(exit_signal or 0)
+        # Slurm's accounting: the job row of a cancelled or timed-out job shows 0:0,
+        # its .batch step the real end (0:15); a shell killed by a stray signal is
+        # FAILED 0:SIG on the job row and CANCELLED 0:SIG on .batch.
+        batch_state = state
+        if state in ("CANCELLED", "TIMEOUT"):
+            batch_state = "CANCELLED"
+            job["exit_code"], job["exit_signal"] = 0, 0
+        else:
+            job["exit_code"], job["exit_signal"] = exit_code, exit_signal
+            if state == "FAILED" and exit_signal and exit_signal != 53:
+                batch_state = "CANCELLED"
         job["state"] = state
-        job["exit_code"] = int(exit_code or 0)
-        job["exit_signal"] = int(exit_signal or 0)
         job["end_time"] = now
         job["reason"] = reason or ("NonZeroExitCode" if state == "FAILED" else "None")
         if max_rss_mb is not None:
             job["max_rss_mb"] = max_rss_mb
         job["steps"] = [s for s in job.get("steps", []) if s.get("step_id") != "batch"] + [{
-            "step_id": "batch", "name": "batch", "state": state if state != "TIMEOUT" else "CANCELLED",
-            "exit_code": job["exit_code"], "exit_signal": job["exit_signal"] or (15 if state == "TIMEOUT" else 0),
+            "step_id": "batch", "name": "batch", "state": batch_state,
+            "exit_code": exit_code, "exit_signal": exit_signal,
             "start_time": job["start_time"], "end_time": now, "nodelist": job["batch_host"],
             "num_tasks": 1, "num_cpus": job["cpus_per_node"].get(job["batch_host"], 1),
             "max_rss_mb": max_rss_mb,
@@ -597,6 +609,7 @@ class Cluster:
                         raise Conflict("Job is no longer active")
                     job["time_limit"] = value
                     if job["state"] == "RUNNING":
+                        job["end_time"] = None if value is None else job["start_time"] + value * 60
                         self.nodes[job["batch_host"]].push(
                             {"type": "time_limit", "job_id": job["job_id"],
                              "seconds_left": None if value is None else value * 60 - (self.now() - job["start_time"])})
@@ -773,6 +786,7 @@ class Cluster:
         for job_id in [j for j, job in self.jobs.items()
                        if job["state"] in FINAL_STATES and (job.get("end_time") or 0) < cutoff]:
             del self.jobs[job_id]
+            self.json_cache.pop(job_id, None)
 
     # -- queries --------------------------------------------------------------------------------
     def query(self, *, ids=None, users=None, partitions=None, states=None, names=None, include_finished=False):

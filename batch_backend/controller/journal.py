@@ -45,13 +45,13 @@ _JOB_COLUMNS = ("job_id", "array_job_id", "state", "user", "uid", "partition", "
                 "submit_time", "start_time", "end_time")
 
 
-def _job_row(job):
-    # Estimated start times are not facts: the journal keeps only real ones.
+def _job_row(job, text=None):
+    # Estimated start and end times are not facts: the indexed columns keep only real ones.
     start = None if job.get("start_estimated") else job.get("start_time")
-    end = job.get("end_time") if job["state"] not in ("RUNNING", "PENDING", "SUSPENDED") else None
+    end = job.get("end_time") if job["state"] not in ("RUNNING", "PENDING", "SUSPENDED", "COMPLETING") else None
     return (job["job_id"], job.get("array_job_id"), job["state"], job["user"], job["uid"],
             job["partition"], job["name"], job["submit_time"], start, end,
-            json.dumps(job, separators=(",", ":")))
+            text if text is not None else json.dumps(job, separators=(",", ":")))
 
 
 class Journal:
@@ -89,10 +89,12 @@ class Journal:
             f"INSERT OR REPLACE INTO jobs({','.join(_JOB_COLUMNS)}, data) VALUES ({','.join('?' * 11)})",
             _job_row(job))
 
-    def save_jobs(self, jobs):
+    def save_jobs(self, jobs, texts=None):
+        """Save job records; ``texts`` are their JSON encodings when the caller has them."""
+        texts = texts or [None] * len(jobs)
         self.db.executemany(
             f"INSERT OR REPLACE INTO jobs({','.join(_JOB_COLUMNS)}, data) VALUES ({','.join('?' * 11)})",
-            [_job_row(j) for j in jobs])
+            [_job_row(j, t) for j, t in zip(jobs, texts)])
 
     def save_payload(self, job_id, payload):
         self.db.execute("INSERT OR REPLACE INTO payloads(job_id, data) VALUES (?, ?)",

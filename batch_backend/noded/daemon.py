@@ -35,7 +35,7 @@ class NodeDaemon:
         self.extra_env = dict(extra_env or {})
         self.runners = {}          # job_id -> BatchJobRunner
         self.finished = {}         # job_id -> ended event not yet acknowledged
-        self.launched = set()      # every job id this daemon started (never launch twice)
+        self.launched = {}         # job id -> run (restart count) started here: never launch a run twice
         self.events = asyncio.Queue()
         self.epoch = None
         self.after = 0
@@ -126,9 +126,10 @@ class NodeDaemon:
         kind, job_id = cmd["type"], cmd.get("job_id")
         runner = self.runners.get(job_id)
         if kind == "launch":
-            if job_id in self.launched:
+            run = cmd["launch"].get("restarts", 0)
+            if self.launched.get(job_id, -1) >= run:
                 return  # a re-sent launch after a controller restart: already ours
-            self.launched.add(job_id)
+            self.launched[job_id] = run
             launch = dict(cmd["launch"])
             launch["extra_env"] = dict(self.extra_env, **launch.get("extra_env", {}))
             launch["cpu_ids"] = self._pick_cpus(job_id, launch.get("cpu_slots") or 1)
@@ -141,11 +142,10 @@ class NodeDaemon:
                 asyncio.ensure_future(runner.cancel())
             elif cmd.get("stale"):
                 pass
-            elif job_id not in self.launched and job_id not in self.finished:
-                # the controller cancels a job we never started: confirm at once
-                self.launched.add(job_id)
+            elif job_id not in self.finished:
+                # nothing of that job runs here (never started, or long gone): confirm at once
                 self._on_event({"event": "ended", "job_id": job_id, "state": "CANCELLED", "exit_code": 0,
-                                "exit_signal": 0, "reason": "None", "time": time.time()})
+                                "exit_signal": 0, "reason": "None", "time": time.time(), "max_rss_mb": 0})
         elif kind == "signal":
             if runner is not None and not runner.done:
                 runner.signal(proctree.signal_number(str(cmd["signal"])),
@@ -213,14 +213,17 @@ class NodeDaemon:
         tasks = [asyncio.ensure_future(t) for t in (self.poll_loop(), self.event_loop(), self.stats_loop())]
         await self._stop.wait()
         # Shutting a node down ends its jobs (like a node reboot); report what we can.
-        for runner in list(self.runners.values()):
-            await runner.cancel()
+        await asyncio.gather(*(runner.cancel() for runner in list(self.runners.values())))
         deadline = time.time() + 3
         while self.finished and time.time() < deadline:
             await asyncio.sleep(0.05)
         for t in tasks:
             t.cancel()
         log.info("node daemon %s stopped", self.name)
+        # The long-poll thread may sit in a 20 s request; nothing is left to do, so
+        # exit now instead of letting asyncio.run join the executor threads.
+        logging.shutdown()
+        os._exit(0)
 
 
 def _free_memory_mb():

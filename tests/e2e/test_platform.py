@@ -1,0 +1,56 @@
+"""batchhub up/down/status, node resource checks, queueing when the cluster is full."""
+
+import os
+import time
+
+
+def test_up_is_idempotent_and_down_stops_everything(make_cluster):
+    conf = "NodeName=a[1-2] CPUs=1 RealMemory=100\nPartitionName=p Nodes=ALL Default=YES\n"
+    c = make_cluster(conf)
+    pid = c.controller_pid()
+    r = c.batchhub("up", "--no-link-cli")
+    assert r.returncode == 0 and "already running" in r.stdout
+    assert c.controller_pid() == pid
+    assert c.batchhub("status").returncode == 0
+    assert c.batchhub("down").returncode == 0
+    time.sleep(0.2)
+    try:
+        os.kill(pid, 0)
+        alive = True
+    except OSError:
+        alive = False
+    assert not alive
+    r = c.run("squeue")
+    assert r.returncode == 1 and "Unable to contact slurm controller" in r.stderr
+
+
+def test_node_with_fewer_real_resources_than_configured_is_down(make_cluster):
+    conf = "NodeName=big CPUs=512 RealMemory=100\nNodeName=ok CPUs=1 RealMemory=100\nPartitionName=p Nodes=ALL Default=YES\n"
+    c = make_cluster(conf, wait_nodes=False)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        out = c.run("sinfo", "-h", "-N", "-o", "%N %t").stdout
+        if "big down" in out:
+            break
+        time.sleep(0.1)
+    assert "big down" in out and "ok idle" in out
+    node = c.run("scontrol", "show", "node", "big").stdout
+    assert "Low" in node and "CPU" in node  # Slurm-style reason naming what is short
+    job_id = c.sbatch("-o", "/dev/null", "--wrap=true")
+    c.wait_state(job_id, "COMPLETED")
+    assert c.job(job_id)["NodeList"] == "ok"
+
+
+def test_jobs_queue_in_priority_order_when_full(make_cluster):
+    c = make_cluster("SlurmdParameters=config_overrides\nNodeName=solo CPUs=1 RealMemory=100\n"
+                     "PartitionName=p Nodes=ALL Default=YES\n")
+    first = c.sbatch("-o", "/dev/null", "--wrap=sleep 2")
+    second = c.sbatch("-o", "/dev/null", "--wrap=true")
+    third = c.sbatch("-o", "/dev/null", "--wrap=true")
+    c.wait_state(first, "RUNNING")
+    assert c.run("squeue", "-h", "-j", str(second), "-o", "%R").stdout == "(Resources)\n"
+    assert c.run("squeue", "-h", "-j", str(third), "-o", "%R").stdout in ("(Priority)\n", "(Resources)\n")
+    c.wait_state(third, "COMPLETED", timeout=30)
+    s2 = c.job(second)["StartTime"]
+    s3 = c.job(third)["StartTime"]
+    assert s2 <= s3
