@@ -22,5 +22,7 @@ def test_time_limit_sends_warning_signal_then_times_out(cluster):
     assert state == "TIMEOUT"
     assert 55 <= time.time() - t0 <= 85
     with open(cluster.path("limit.out")) as f:
-        assert f.read() == "warned\nterm\n"
+        lines = f.read().split("\n")
+    # bash may also report its TERMed sleep ("Terminated") between the two
+    assert lines[0] == "warned" and lines[-2:] == ["term", ""]
     assert cluster.acct(job_id, "JobID,State,ExitCode")[0][1] == "TIMEOUT"

@@ -2,12 +2,21 @@
 
 import os
 import pwd
+import shutil
 import subprocess
+import tempfile
 import uuid
 
 import pytest
 
+from conftest import LiveCluster
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="needs root to create throwaway Unix users")
+
+
+USER_PYTHON = "/usr/bin/python3"
 
 
 @pytest.fixture(scope="module")
@@ -20,21 +29,40 @@ def two_users():
         subprocess.run(["userdel", n], check=False)
 
 
+@pytest.fixture(scope="module")
+def cluster(two_users):
+    """A cluster in a directory other users can reach (pytest's tmp dirs are 0700)."""
+    if not os.access(USER_PYTHON, os.X_OK):
+        pytest.skip(f"{USER_PYTHON} is needed to run the CLI as another user")
+    home = tempfile.mkdtemp(prefix="batchhub-users-")
+    os.chmod(home, 0o755)
+    c = LiveCluster(home)
+    os.chmod(c.workdir, 0o1777)
+    c.up()
+    yield c
+    c.down()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def as_user(cluster, user, command, *args):
+    """Run a CLI command as ``user`` (the venv's interpreter may live in root's home)."""
+    code = f"import sys; sys.path.insert(0, {REPO!r}); from batch_backend.cli.{command} import main; sys.exit(main())"
+    return cluster.run(USER_PYTHON, "-c", code, *args, user=user)
+
+
 @pytest.fixture
-def shared_workdir(cluster, two_users):
+def shared_workdir(cluster):
     d = cluster.path(f"shared-{uuid.uuid4().hex[:6]}")
     os.makedirs(d)
     os.chmod(d, 0o1777)
-    os.chmod(cluster.home, 0o755)
-    os.chmod(cluster.workdir, 0o755)
     return d
 
 
 def test_job_runs_as_the_submitting_user(cluster, two_users, shared_workdir):
     alice = two_users[0]
     pw = pwd.getpwnam(alice)
-    r = cluster.run("sbatch", "--parsable", "-o", "whoami.out", "--wrap=id -u; id -g; echo $SLURM_JOB_USER",
-                    user=alice, cwd=shared_workdir)
+    r = as_user(cluster, alice, "sbatch", "--parsable", "-D", shared_workdir, "-o", "whoami.out",
+                "--wrap=id -u; id -g; echo $SLURM_JOB_USER")
     assert r.returncode == 0, r.stderr
     job_id = int(r.stdout)
     cluster.wait_state(job_id, "COMPLETED")
@@ -47,24 +75,24 @@ def test_job_runs_as_the_submitting_user(cluster, two_users, shared_workdir):
 
 def test_user_cannot_cancel_or_change_another_users_job(cluster, two_users, shared_workdir):
     alice, bob = two_users
-    r = cluster.run("sbatch", "--parsable", "--hold", "--wrap=true", user=alice, cwd=shared_workdir)
+    r = as_user(cluster, alice, "sbatch", "--parsable", "--hold", "-D", shared_workdir, "--wrap=true")
+    assert r.returncode == 0, r.stderr
     job_id = r.stdout.strip()
-    r = cluster.run("scancel", job_id, user=bob, cwd=shared_workdir)
+    r = as_user(cluster, bob, "scancel", job_id)
     assert r.returncode == 1
     assert r.stderr == f"scancel: error: Kill job error on job id {job_id}: Access/permission denied\n"
-    r = cluster.run("scontrol", "release", job_id, user=bob, cwd=shared_workdir)
+    r = as_user(cluster, bob, "scontrol", "release", job_id)
     assert r.returncode != 0 and "permission denied" in r.stderr.lower()
-    r = cluster.run("scontrol", "update", f"JobId={job_id}", "JobName=stolen", user=bob, cwd=shared_workdir)
+    r = as_user(cluster, bob, "scontrol", "update", f"JobId={job_id}", "JobName=stolen")
     assert r.returncode != 0 and "permission denied" in r.stderr.lower()
     assert cluster.state(job_id) == "PENDING"
     assert cluster.job(job_id)["JobName"] == "wrap"
     # the owner may
-    assert cluster.run("scancel", job_id, user=alice, cwd=shared_workdir).returncode == 0
+    assert as_user(cluster, alice, "scancel", job_id).returncode == 0
     assert cluster.state(job_id).startswith("CANCELLED")
 
 
 def test_non_admin_cannot_drain_nodes(cluster, two_users, shared_workdir):
-    r = cluster.run("scontrol", "update", "NodeName=n1", "State=DRAIN", "Reason=evil", user=two_users[1],
-                    cwd=shared_workdir)
+    r = as_user(cluster, two_users[1], "scontrol", "update", "NodeName=n1", "State=DRAIN", "Reason=evil")
     assert r.returncode != 0 and "permission denied" in r.stderr.lower()
     assert "drain" not in cluster.run("sinfo", "-h", "-N", "-n", "n1", "-o", "%t").stdout
