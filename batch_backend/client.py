@@ -15,11 +15,9 @@ Errors are values: :class:`ControllerUnreachable` when no controller answers
 for answers the controller gave.
 """
 
-import http.client
-import json
 import os
-import socket
-import urllib.parse
+
+from . import fastjson, http11
 
 API_PREFIX = "/v1"
 
@@ -87,20 +85,8 @@ def default_address():
     return user_socket_path()
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+def _quote_id(job_id):
+    return http11.quote(str(job_id), safe="[]%,_-")
 
 
 def _is_tcp(address):
@@ -125,10 +111,10 @@ class Client:
     def _connect(self):
         if _is_tcp(self.address):
             url = self.address if "://" in self.address else "http://" + self.address
-            parts = urllib.parse.urlsplit(url)
-            cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-            return cls(parts.hostname, parts.port, timeout=self.timeout)
-        return _UnixHTTPConnection(self.address, self.timeout)
+            scheme, _, rest = url.partition("://")
+            host, _, port = rest.split("/")[0].rpartition(":")
+            return http11.Connection((host.strip("[]"), int(port)), self.timeout, tls=(scheme == "https"))
+        return http11.Connection(self.address, self.timeout)
 
     def close(self):
         if self._conn is not None:
@@ -140,22 +126,6 @@ class Client:
 
     def __exit__(self, *exc):
         self.close()
-
-    def _stale(self):
-        """True if the kept-alive socket was closed by the peer (e.g. a controller restart)."""
-        sock = self._conn.sock if self._conn is not None else None
-        if sock is None:
-            return False
-        try:
-            sock.setblocking(False)
-            try:
-                return sock.recv(1, socket.MSG_PEEK) == b""
-            finally:
-                sock.settimeout(self._conn.timeout)
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
 
     def request(self, method, path, body=None, query=None, timeout=None):
         """Send one request and return the decoded JSON answer.
@@ -178,43 +148,39 @@ class Client:
                     v = "1"
                 items[k] = v
             if items:
-                url += "?" + urllib.parse.urlencode(items)
-        data = None if body is None else json.dumps(body).encode()
+                url += "?" + http11.urlencode(items)
+        data = None if body is None else fastjson.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if data is not None else {}
         if self.token:
             headers["Authorization"] = "Bearer " + self.token
-        if self._conn is not None and self._stale():
+        if self._conn is not None and self._conn.stale():
             self.close()
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
         conn.timeout = timeout if timeout is not None else self.timeout
         try:
-            if conn.sock is not None:
-                conn.sock.settimeout(conn.timeout)
-            conn.request(method, url, body=data, headers=headers)
-            resp = conn.getresponse()
-            payload = resp.read()
+            status, _, payload = conn.request(method, url, body=data, headers=headers)
         except (FileNotFoundError, ConnectionRefusedError) as e:
             self.close()
             raise ControllerUnreachable(f"connect failure ({e.strerror or e})") from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             self.close()
             raise ControllerUnreachable("Socket timed out on send/recv operation") from None
-        except (OSError, http.client.HTTPException) as e:
+        except (OSError, ValueError) as e:
             self.close()
             raise ControllerUnreachable(f"connect failure ({getattr(e, 'strerror', None) or e})") from None
-        if resp.getheader("Connection", "").lower() == "close":
-            self.close()
+        finally:
+            conn.timeout = self.timeout
         try:
-            result = json.loads(payload) if payload else {}
+            result = fastjson.loads(payload) if payload else {}
         except ValueError:
-            raise APIError(resp.status, f"invalid response from controller (HTTP {resp.status})") from None
-        if resp.status >= 400:
+            raise APIError(status, f"invalid response from controller (HTTP {status})") from None
+        if status >= 400:
             err = result.get("error", {}) if isinstance(result, dict) else {}
-            message = err.get("message") or f"HTTP {resp.status}"
-            cls = _STATUS_ERRORS.get(resp.status, APIError)
-            raise cls(resp.status, message, err.get("code"), err.get("details"))
+            message = err.get("message") or f"HTTP {status}"
+            cls = _STATUS_ERRORS.get(status, APIError)
+            raise cls(status, message, err.get("code"), err.get("details"))
         return result
 
     # -- jobs ----------------------------------------------------------------
@@ -261,7 +227,7 @@ class Client:
 
     def job(self, job_id):
         """One job by id ('N' or 'A_i'), including recently finished ones; NotFound otherwise."""
-        return self.request("GET", f"/jobs/{urllib.parse.quote(str(job_id))}")["job"]
+        return self.request("GET", f"/jobs/{_quote_id(job_id)}")["job"]
 
     def cancel(self, ids=None, *, signal=None, batch_only=False, full=False, users=None,
                names=None, partitions=None, states=None):
@@ -277,11 +243,11 @@ class Client:
 
     def update_job(self, job_id, **fields):
         """Change a job's TimeLimit, Partition, Name, ... (scontrol update job)."""
-        return self.request("POST", f"/jobs/{urllib.parse.quote(str(job_id))}/update", fields)
+        return self.request("POST", f"/jobs/{_quote_id(job_id)}/update", fields)
 
     def job_action(self, job_id, action):
         """hold, uhold, release, requeue, requeuehold, suspend, resume, top."""
-        return self.request("POST", f"/jobs/{urllib.parse.quote(str(job_id))}/{action}", {})
+        return self.request("POST", f"/jobs/{_quote_id(job_id)}/{action}", {})
 
     def accounting(self, *, ids=None, users=None, start=None, end=None, states=None,
                    partitions=None, names=None):

@@ -12,7 +12,6 @@ Units: time limits are whole minutes (``None`` = UNLIMITED), durations are
 seconds, memory is MB, absolute times are epoch seconds in local time.
 """
 
-import datetime as _dt
 import time as _time
 
 __all__ = [
@@ -208,6 +207,7 @@ def _clock(text, s):
 
 
 def _next_time_of_day(h, m, sec, now):
+    import datetime as _dt  # here, not at the top: the CLI's start-up budget is tight
     """Epoch of the next h:m:sec local time (today, or tomorrow if passed)."""
     today = _dt.datetime.fromtimestamp(now).date()
     candidate = _dt.datetime.combine(today, _dt.time(h, m, sec)).timestamp()
@@ -227,6 +227,7 @@ def parse_datetime(s, now=None):
     ``HH:MM[:SS]`` (today, or tomorrow if already passed). Raises
     ``ValueError("Invalid time specification: <s>")`` otherwise.
     """
+    import datetime as _dt
     if now is None:
         now = _time.time()
     text = str(s).strip()

@@ -9,7 +9,6 @@ everyone's), as Slurm does.
 """
 
 import os
-import re
 
 from . import common, formats
 from .common import COUNT, FLAG, LIST, VALUE, UsageError
@@ -89,14 +88,20 @@ sacct [<OPTION>]
                          itself, not taking steps into consideration.
 """
 
-_JOB_ID = re.compile(r"^([0-9]+(?:_(?:[0-9]+|\[[0-9,\-%]+\]))?)(?:\.([0-9]+|batch|extern))?$")
+_JOB_ID_PATTERN = r"^([0-9]+(?:_(?:[0-9]+|\[[0-9,\-%]+\]))?)(?:\.([0-9]+|batch|extern))?$"
+
+
+def _match_job_id(text):
+    """Parse a job id argument; `re` is imported only when ids are given (fast start)."""
+    import re
+    return re.match(_JOB_ID_PATTERN, text)
 
 
 def parse_jobs(values):
     """``-j 4034,4039_1 -j 4035.batch`` -> (ids, step filter or None)."""
     ids, steps = [], set()
     for item in common.split_list(values):
-        m = _JOB_ID.match(item)
+        m = _match_job_id(item)
         if not m:
             raise UsageError(f"Bad job/step specified: {item}")
         if m.group(1) not in ids:

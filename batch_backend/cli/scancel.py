@@ -7,7 +7,6 @@ controller does not answer, every id gets Slurm's ``Kill job error`` line and
 the rc is non-zero.
 """
 
-import re
 
 from . import common
 from .common import COUNT, FLAG, LIST, VALUE, UsageError
@@ -76,7 +75,13 @@ SIGNALS = {
     "POLL": 29, "PWR": 30, "SYS": 31,
 }
 
-_JOB_ID = re.compile(r"^[0-9]+(_([0-9]+|\[[0-9,\-%:]+\]))?(\.([0-9]+|batch|extern))?$")
+_JOB_ID_PATTERN = r"^[0-9]+(_([0-9]+|\[[0-9,\-%:]+\]))?(\.([0-9]+|batch|extern))?$"
+
+
+def _match_job_id(text):
+    """Parse a job id argument; `re` is imported only when ids are given (fast start)."""
+    import re
+    return re.match(_JOB_ID_PATTERN, text)
 
 
 def parse_signal(text):
@@ -99,7 +104,7 @@ def parse_ids(args):
     """Positional ids (space or comma separated) after validation."""
     ids = common.split_list(args)
     for job_id in ids:
-        if not _JOB_ID.match(job_id):
+        if not _match_job_id(job_id):
             raise UsageError(f"Invalid job id {job_id}")
     return ids
 

@@ -281,11 +281,23 @@ class NodeCommandsHandler(NodeDaemonHandler):
             wait = min(float(self.get_query_argument("wait", "0")), 60.0)
         except ValueError:
             raise InvalidRequest("after and wait must be numbers") from None
-        commands = await node.wait_commands(after, wait)
+        self._node = node
+        node.polling += 1  # a held poll is a live node, whatever SlurmdTimeout says
+        try:
+            commands = await node.wait_commands(after, wait)
+        finally:
+            node.polling -= 1
         self.cluster.node_seen(name)
         if self.request.connection.stream.closed():
             return
         self.reply({"epoch": self.cluster.epoch, "commands": commands})
+
+    def on_connection_close(self):
+        # the daemon went away mid-poll (killed, link cut): wake the waiter so the
+        # poll ends and the node's liveness clock starts running
+        node = getattr(self, "_node", None)
+        if node is not None and node.waiter is not None:
+            node.waiter.set()
 
 
 class NodeEventsHandler(NodeDaemonHandler):

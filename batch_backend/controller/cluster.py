@@ -773,6 +773,9 @@ class Cluster:
         """Mark nodes that stopped polling as NOT_RESPONDING; fail their jobs after SlurmdTimeout."""
         now = self.now()
         for node in self.nodes.values():
+            if node.polling:
+                node.last_seen = now
+                continue
             last = node.last_seen or getattr(self, "recovered_at", now)
             if now - last > self.slurmd_timeout and not node.not_responding:
                 node.not_responding = True

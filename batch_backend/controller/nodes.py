@@ -50,6 +50,7 @@ class NodeRecord:
         self.commands = []       # list of (seq, command dict)
         self.next_seq = 1
         self.waiter = None       # asyncio.Event set when commands arrive
+        self.polling = 0         # long polls currently held open by the daemon
 
     # -- state ---------------------------------------------------------------
     def usable(self):

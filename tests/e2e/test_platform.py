@@ -54,3 +54,62 @@ def test_jobs_queue_in_priority_order_when_full(make_cluster):
     s2 = c.job(second)["StartTime"]
     s3 = c.job(third)["StartTime"]
     assert s2 <= s3
+
+
+FAST_FAIL_CONF = """\
+SlurmdParameters=config_overrides
+SlurmdTimeout=2
+KillWait=1
+NodeName=f[1-2] CPUs=1 RealMemory=100
+PartitionName=p Nodes=ALL Default=YES
+"""
+
+
+def test_dead_node_fails_its_jobs_and_comes_back(make_cluster):
+    import signal
+    c = make_cluster(FAST_FAIL_CONF)
+    marker = f"nodefail{time.time_ns()}"
+    plain = c.sbatch("-w", "f1", "-o", "/dev/null", f"--wrap=exec -a {marker} sleep 300")
+    c.wait_state(plain, "RUNNING")
+    with open(os.path.join(c.home, "run", "noded-f1.pid")) as f:
+        os.kill(int(f.read()), signal.SIGKILL)
+    assert c.wait_state(plain, "NODE_FAIL", timeout=20) == "NODE_FAIL"
+    out = c.run("sinfo", "-h", "-N", "-n", "f1", "-o", "%N %t").stdout
+    assert out.strip() in ("f1 down*", "f1 idle*", "f1 unk*")
+    # the job on the dead node was not orphaned by the controller: its processes are the
+    # node's business (a dead node takes them with it); clean up what the test started
+    subprocess_kill(marker)
+    # the node comes back (batchhub up restarts missing daemons) and serves again
+    c.start_controller()
+    c.wait_nodes_up()
+    again = c.sbatch("-w", "f1", "-o", "/dev/null", "--wrap=true")
+    assert c.wait_state(again, "COMPLETED") == "COMPLETED"
+
+
+def test_requeue_flag_moves_job_off_a_dead_node(make_cluster):
+    import signal
+    c = make_cluster(FAST_FAIL_CONF)
+    job = c.sbatch("--requeue", "-w", "f1", "-o", "/dev/null", "--wrap=sleep 300")
+    c.wait_state(job, "RUNNING")
+    with open(os.path.join(c.home, "run", "noded-f1.pid")) as f:
+        os.kill(int(f.read()), signal.SIGKILL)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        info = c.job(job)
+        if info.get("Restarts") == "1":
+            break
+        time.sleep(0.2)
+    assert info["Restarts"] == "1" and info["JobState"] == "PENDING"
+    c.run("scancel", str(job))
+
+
+def subprocess_kill(marker):
+    import signal
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
