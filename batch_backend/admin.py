@@ -3,8 +3,9 @@
 ``batchhub up`` is the one command that brings a cluster up on this machine:
 it writes the embedded default config if there is none, starts the controller
 and one node daemon per configured node (as background processes with logs in
-``$BATCHHUB_HOME/log``), waits until the nodes have registered, and is
-idempotent: what already runs is left alone.
+``$BATCHHUB_HOME/log``), waits until the nodes have registered, starts
+JupyterHub on the platform's config (``hub_config/jupyterhub_config.py``; skip
+it with ``--no-hub``), and is idempotent: what already runs is left alone.
 """
 
 import argparse
@@ -51,10 +52,9 @@ def _pid_alive(pidfile):
     try:
         with open(pidfile) as f:
             pid = int(f.read().strip())
-        os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
+    return pid if _running(pid) else None
 
 
 def _spawn(argv, logfile, pidfile, env):
@@ -121,8 +121,99 @@ def cmd_up(args, layout):
     print(f"{len(names)} node daemons up ({states})")
     if args.link_cli:
         _link_cli()
+    rc = 0
+    if args.hub:
+        rc = _start_hub(layout, env, args.hub_config)
     print(f"export BATCHHUB_SOCKET={socket_path}   # for shells that should use this cluster")
+    return rc
+
+
+# -- JupyterHub ------------------------------------------------------------------------------
+def _hub_config_path(explicit=None):
+    return explicit or os.environ.get("BATCHHUB_HUB_CONFIG") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hub_config", "jupyterhub_config.py")
+
+
+def _hub_address():
+    return os.environ.get("BATCHHUB_HUB_IP", "127.0.0.1"), int(os.environ.get("BATCHHUB_HUB_PORT", "8000"))
+
+
+def _hub_answers(ip, port, timeout=2.0):
+    """True if a JupyterHub answers its API on ip:port."""
+    import http.client
+    try:
+        conn = http.client.HTTPConnection(ip, port, timeout=timeout)
+        conn.request("GET", "/hub/api/")
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return ok
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def _start_hub(layout, env, config=None):
+    """Start JupyterHub in the background (idempotent); print its URL and the first login."""
+    ip, port = _hub_address()
+    url = f"http://{ip}:{port}/"
+    pidfile = os.path.join(layout.run_dir, "hub.pid")
+    hub_dir = os.path.join(layout.home, "hub")
+    if _pid_alive(pidfile):
+        print(f"JupyterHub already running at {url}")
+        return 0
+    if _hub_answers(ip, port):
+        print(f"batchhub: error: another JupyterHub already answers at {url}; set BATCHHUB_HUB_PORT "
+              "or use --no-hub", file=sys.stderr)
+        return 1
+    config = _hub_config_path(config)
+    if not os.path.exists(config):
+        print(f"batchhub: error: hub config {config} not found (set BATCHHUB_HUB_CONFIG)", file=sys.stderr)
+        return 1
+    os.makedirs(hub_dir, exist_ok=True)
+    hub_env = dict(env, PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""))
+    print(f"starting JupyterHub ({config})", end="", flush=True)
+    logfile = os.path.join(layout.log_dir, "hub.log")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", config],
+                            stdout=open(logfile, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, env=hub_env, cwd=hub_dir, close_fds=True)
+    with open(pidfile, "w") as f:
+        f.write(str(proc.pid))
+    deadline = time.time() + 90
+    while not _hub_answers(ip, port, timeout=1.0):
+        if proc.poll() is not None or time.time() > deadline:
+            print()
+            print(f"batchhub: error: JupyterHub did not start; see {logfile}", file=sys.stderr)
+            if proc.poll() is None:
+                proc.terminate()
+            return 1
+        print(".", end="", flush=True)
+        time.sleep(0.5)
+    print(" up")
+    print(f"JupyterHub: {url}")
+    password = os.environ.get("BATCHHUB_HUB_PASSWORD")
+    password_file = os.path.join(hub_dir, "password")
+    if not password and os.path.exists(password_file):
+        with open(password_file) as f:
+            password = f.read().strip()
+    admins = os.environ.get("BATCHHUB_HUB_ADMINS", "admin").split(",")[0].strip()
+    if os.environ.get("BATCHHUB_HUB_AUTH", "shared") == "pam":
+        print("first login: a Unix account of this host (admins: BATCHHUB_HUB_ADMINS)")
+    elif password:
+        print(f"first login: user {admins} (admin) or any user name, shared password {password}")
     return 0
+
+
+def _stop_hub(layout):
+    """Stop JupyterHub (servers are left to the node daemons: their jobs end with them)."""
+    pid = _pid_alive(os.path.join(layout.run_dir, "hub.pid"))
+    if not pid:
+        return False
+    os.kill(pid, signal.SIGTERM)  # the hub stops its proxy and services itself
+    _wait_gone([pid], 40)
+    try:  # whatever of its process group outlived it (proxy, culler)
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    return True
 
 
 CLI_COMMANDS = ("sbatch", "squeue", "scancel", "sinfo", "sacct", "scontrol", "srun", "salloc",
@@ -155,6 +246,7 @@ def _link_cli(target_dir="/usr/local/bin"):
 
 def cmd_down(args, layout):
     socket_path = args.socket or layout.socket
+    hub = args.hub and _stop_hub(layout)
     stopped = []
     for fname in sorted(os.listdir(layout.run_dir)) if os.path.isdir(layout.run_dir) else []:
         if fname.startswith("noded-") and fname.endswith(".pid"):
@@ -167,19 +259,27 @@ def cmd_down(args, layout):
     if ctl:
         os.kill(ctl, signal.SIGTERM)
         _wait_gone([ctl], 10)
-    print(f"stopped {len(stopped)} node daemons" + (" and the controller" if ctl else ""))
+    print(("stopped JupyterHub, " if hub else "") + f"stopped {len(stopped)} node daemons"
+          + (" and the controller" if ctl else ""))
     return 0
+
+
+def _running(pid):
+    """Alive and not a zombie (our daemons are reparented to init, which reaps lazily)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _wait_gone(pids, timeout):
     deadline = time.time() + timeout
     for pid in pids:
         while time.time() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
+            if not _running(pid):
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
         else:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -219,14 +319,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="batchhub", description="BatchHub admin commands")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("up", help="start controller and node daemons on this machine (idempotent)")
+    p = sub.add_parser("up", help="start controller, node daemons and JupyterHub on this machine (idempotent)")
     p.add_argument("--conf")
     p.add_argument("--socket")
+    p.add_argument("--no-hub", dest="hub", action="store_false",
+                   help="start only the queue (controller and node daemons), not JupyterHub")
+    p.add_argument("--hub-config", help="JupyterHub config file (default: the platform's hub_config/)")
     p.add_argument("--no-link-cli", dest="link_cli", action="store_false",
                    help="do not link the Slurm commands into /usr/local/bin (done by default as root)")
     p.set_defaults(func=cmd_up)
-    p = sub.add_parser("down", help="stop node daemons (ending their jobs) and the controller")
+    p = sub.add_parser("down", help="stop JupyterHub, node daemons (ending their jobs) and the controller")
     p.add_argument("--socket")
+    p.add_argument("--no-hub", dest="hub", action="store_false", help="leave JupyterHub running")
     p.set_defaults(func=cmd_down)
     p = sub.add_parser("status", help="is the cluster up? nodes and job count")
     p.add_argument("--socket")

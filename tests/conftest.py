@@ -77,14 +77,10 @@ class LiveCluster:
     def kill_controller(self, sig=signal.SIGKILL):
         pid = self.controller_pid()
         os.kill(pid, sig)
-        for _ in range(200):
-            try:
-                os.kill(pid, 0)
-            except OSError:
+        for _ in range(500):
+            if not process_running(pid):
                 break
             time.sleep(0.01)
-        # reap if it was our child (it is not: batchhub up spawned it); wait for exit
-        time.sleep(0.05)
 
     def start_controller(self):
         r = self.batchhub("up", "--no-link-cli")
@@ -157,6 +153,15 @@ class LiveCluster:
 
     def path(self, *parts):
         return os.path.join(self.workdir, *parts)
+
+
+def process_running(pid):
+    """Alive and not a zombie (daemons are reparented to init, which reaps lazily)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def parse_scontrol(text):

@@ -89,6 +89,10 @@ class Controller:
             pass
         self.journal.close()
         log.info("controller stopped")
+        # Everything acknowledged is committed and the journal is closed; held long
+        # polls and keep-alive connections need no goodbye (clients reconnect).
+        logging.shutdown()
+        os._exit(0)
 
     async def _tick(self):
         """Slow housekeeping: node liveness, begin times, MinJobAge. Scheduling itself is event-driven."""

@@ -127,6 +127,7 @@ def build_job(sub, *, job_id, caller, partitions, default_partition, nodes, now,
     if partition.get("root_only") and uid != 0:
         raise PermissionDenied("Access/permission denied",
                                detail_lines=[f"partition {pname} is RootOnly"])
+    _check_allow_groups(partition, uid, gid, user)
     num_nodes = sub.get("num_nodes")
     ntpn = sub.get("ntasks_per_node")
     cpus_per_task = sub.get("cpus_per_task") or 1
@@ -238,6 +239,21 @@ def build_job(sub, *, job_id, caller, partitions, default_partition, nodes, now,
         "environment": sub.get("environment", {}),
     }
     return job, payload
+
+
+def _check_allow_groups(partition, uid, gid, user):
+    """AllowGroups: only members (by primary or supplementary group) may submit; root always."""
+    allowed = partition.get("allow_groups") or "ALL"
+    if allowed.upper() == "ALL" or uid == 0:
+        return
+    wanted = {g.strip() for g in allowed.split(",") if g.strip()}
+    try:
+        gids = os.getgrouplist(user, gid)
+    except OSError:
+        gids = [gid]
+    if not wanted & {group_name(g) for g in gids}:
+        raise PermissionDenied("User's group not permitted to use this partition",
+                               detail_lines=[f"partition {partition['name']} allows groups {allowed}"])
 
 
 def _array_step(indices):

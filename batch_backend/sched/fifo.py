@@ -35,10 +35,16 @@ class SchedState:
 
 @dataclass
 class Start:
-    """Start ``job_id`` with ``allocation`` (for an array master: its next task)."""
+    """Start ``job_id`` with ``allocation`` (for an array master: its next task).
+
+    ``backfilled`` is true when the job started ahead of a higher-priority job
+    of its partition that is still waiting (only the backfill policy does that);
+    it feeds statistics such as sdiag's "Total backfilled jobs".
+    """
 
     job_id: int
     allocation: object
+    backfilled: bool = False
 
 
 @dataclass

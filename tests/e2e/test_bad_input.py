@@ -119,3 +119,4 @@ def test_openapi_document_is_served(cluster):
     assert status == 200
     assert doc["openapi"].startswith("3.")
     assert "/v1/jobs" in doc["paths"] and "Job" in doc["components"]["schemas"]
+

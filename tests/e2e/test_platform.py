@@ -3,6 +3,8 @@
 import os
 import time
 
+from conftest import process_running
+
 
 def test_up_is_idempotent_and_down_stops_everything(make_cluster):
     conf = "NodeName=a[1-2] CPUs=1 RealMemory=100\nPartitionName=p Nodes=ALL Default=YES\n"
@@ -13,13 +15,7 @@ def test_up_is_idempotent_and_down_stops_everything(make_cluster):
     assert c.controller_pid() == pid
     assert c.batchhub("status").returncode == 0
     assert c.batchhub("down").returncode == 0
-    time.sleep(0.2)
-    try:
-        os.kill(pid, 0)
-        alive = True
-    except OSError:
-        alive = False
-    assert not alive
+    assert not process_running(pid)
     r = c.run("squeue")
     assert r.returncode == 1 and "Unable to contact slurm controller" in r.stderr
 
@@ -69,7 +65,7 @@ def test_dead_node_fails_its_jobs_and_comes_back(make_cluster):
     import signal
     c = make_cluster(FAST_FAIL_CONF)
     marker = f"nodefail{time.time_ns()}"
-    plain = c.sbatch("-w", "f1", "-o", "/dev/null", f"--wrap=exec -a {marker} sleep 300")
+    plain = c.sbatch("-w", "f1", "-o", "/dev/null", f"--wrap=bash -c 'exec -a {marker} sleep 300'")
     c.wait_state(plain, "RUNNING")
     with open(os.path.join(c.home, "run", "noded-f1.pid")) as f:
         os.kill(int(f.read()), signal.SIGKILL)

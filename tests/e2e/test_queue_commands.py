@@ -241,3 +241,22 @@ def test_sacct_default_table(private_cluster):
     assert lines[0] == "JobID           JobName  Partition    Account  AllocCPUS      State ExitCode "
     assert lines[1] == "------------ ---------- ---------- ---------- ---------- ---------- -------- "
     assert lines[2].startswith(f"{job_id:<12} {'tbl':>10} {'debug':>10}")
+
+
+def test_suspend_and_resume_stop_and_continue_the_job(private_cluster):
+    c = private_cluster
+    job_id = c.sbatch("-o", "tick.out", "--wrap=for i in $(seq 200); do echo $i; sleep 0.05; done")
+    c.wait_state(job_id, "RUNNING")
+    time.sleep(0.3)
+    assert c.run("scontrol", "suspend", str(job_id)).returncode == 0
+    assert c.run("squeue", "-h", "-j", str(job_id), "-o", "%T").stdout == "SUSPENDED\n"
+    time.sleep(0.3)
+    with open(c.path("tick.out")) as f:
+        before = f.read()
+    time.sleep(0.6)
+    with open(c.path("tick.out")) as f:
+        assert f.read() == before  # stopped: no new lines
+    assert c.run("scontrol", "resume", str(job_id)).returncode == 0
+    assert c.wait_state(job_id, "COMPLETED", timeout=30) == "COMPLETED"
+    with open(c.path("tick.out")) as f:
+        assert f.read().split()[-1] == "200"

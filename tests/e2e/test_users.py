@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import LiveCluster
+from conftest import TEST_CONF, LiveCluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -36,7 +36,7 @@ def cluster(two_users):
         pytest.skip(f"{USER_PYTHON} is needed to run the CLI as another user")
     home = tempfile.mkdtemp(prefix="batchhub-users-")
     os.chmod(home, 0o755)
-    c = LiveCluster(home)
+    c = LiveCluster(home, TEST_CONF + "PartitionName=staff Nodes=n1 AllowGroups=root\n")
     os.chmod(c.workdir, 0o1777)
     c.up()
     yield c
@@ -96,3 +96,10 @@ def test_non_admin_cannot_drain_nodes(cluster, two_users, shared_workdir):
     r = as_user(cluster, two_users[1], "scontrol", "update", "NodeName=n1", "State=DRAIN", "Reason=evil")
     assert r.returncode != 0 and "permission denied" in r.stderr.lower()
     assert "drain" not in cluster.run("sinfo", "-h", "-N", "-n", "n1", "-o", "%t").stdout
+
+
+def test_partition_allow_groups_admits_only_members(cluster, two_users, shared_workdir):
+    r = as_user(cluster, two_users[0], "sbatch", "-p", "staff", "-D", shared_workdir, "--wrap=true")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.endswith("sbatch: error: Batch job submission failed: User's group not permitted to use this partition\n")
+    assert cluster.run("sbatch", "-p", "staff", "-o", "/dev/null", "--wrap=true").returncode == 0  # root is
