@@ -168,6 +168,8 @@ class NodeDaemon:
         return picked
 
     def _on_event(self, event):
+        if event.get("event") == "started":
+            return  # the controller marked the job RUNNING when it decided; only ends are news
         if event.get("event") == "ended":
             job_id = event["job_id"]
             self.runners.pop(job_id, None)

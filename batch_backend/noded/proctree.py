@@ -122,16 +122,20 @@ def job_members(procs, root, sid, known):
     return members
 
 
-def tagged(procs, tag, uid=None, exclude=()):
+def tagged(procs, tag, uid=None, exclude=(), started_after=None):
     """Processes whose initial environment contains the entry ``tag`` (bytes ``NAME=value``).
 
     Only processes owned by ``uid`` (None = any) are read; ``/proc/PID/environ``
-    is readable by root and the owner.
+    is readable by root and the owner. ``started_after`` (clock ticks since
+    boot) skips processes older than the job: they cannot carry its tag, and
+    reading every environ on a busy node costs milliseconds per job.
     """
     needle = b"\0" + tag + b"\0"
     found = {}
     for pid, p in procs.items():
         if p.zombie or pid in exclude:
+            continue
+        if started_after is not None and p.start < started_after:
             continue
         try:
             if uid is not None and os.stat(f"/proc/{pid}").st_uid != uid:

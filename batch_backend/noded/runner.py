@@ -235,6 +235,9 @@ class BatchJobRunner:
         except OSError as exc:  # EAGAIN: process limit
             return self._launch_failed(f"cannot fork: {exc.strerror or exc}")
         self.pid = pid
+        me = proctree.read_proc(pid)  # remember the shell's start ticks: it identifies the job's era
+        if me is not None:
+            self._known[pid] = me.start
         self._exit_evt = asyncio.Event()
         try:
             self._pidfd = os.pidfd_open(pid)
@@ -457,10 +460,10 @@ class BatchJobRunner:
             if handle is not None:
                 handle.cancel()
         # leftovers die with the batch step (Slurm kills the step's container)
-        self._signal_tree(signal.SIGKILL, include_shell=True, tag_scan=True)
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline and self._members()[0]:
-            await asyncio.sleep(0.01)
+        if self._signal_tree(signal.SIGKILL, include_shell=True, tag_scan=True):
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and self._members()[0]:
+                await asyncio.sleep(0.01)
         code, sig = self._reap()
         if self._cause == "cancel":
             state, reason = "CANCELLED", "None"
@@ -513,7 +516,8 @@ class BatchJobRunner:
         members, procs = self._members()
         if tag_scan:
             entry = f"{TAG_VAR}={self.tag}".encode()
-            for pid, p in proctree.tagged(procs, entry, self._run_uid, exclude={os.getpid()}).items():
+            for pid, p in proctree.tagged(procs, entry, self._run_uid, exclude={os.getpid()},
+                                          started_after=self._known.get(self.pid)).items():
                 members[pid] = p
                 self._known[pid] = p.start
         if include_shell:
@@ -522,6 +526,7 @@ class BatchJobRunner:
         else:
             others = [pid for pid in members if pid != self.pid]
         proctree.send(others, sig)
+        return len(members)
 
     # ----------------------------------------------------------------- ending
     def _end(self, state, exit_code, exit_signal, reason):
