@@ -159,6 +159,34 @@ class JobActionHandler(BaseHandler):
             self.reply({"jobs": self.cluster.job_action(id_text, action, self.caller)})
 
 
+class StepsHandler(BaseHandler):
+    def post(self, id_text):
+        self.reply(self.controller.cluster.steps.create(id_text, self.body(), self.caller), status=201)
+
+
+class StepHandler(BaseHandler):
+    def get(self, id_text, step_id):
+        self.reply(self.cluster.steps.get(id_text, step_id, self.caller))
+
+
+class StepCancelHandler(BaseHandler):
+    def post(self, id_text, step_id):
+        signal = self.body().get("signal")
+        if signal is not None and not isinstance(signal, (str, int)):
+            raise InvalidRequest("field 'signal' must be a signal name or number")
+        self.reply({"step": self.cluster.steps.cancel(id_text, step_id, self.caller,
+                                                      signal=None if signal is None else str(signal))})
+
+
+class CompleteHandler(BaseHandler):
+    def post(self, id_text):
+        code = self.body().get("exit_code", 0)
+        if not isinstance(code, int):
+            raise InvalidRequest("field 'exit_code' must be an integer")
+        job = self.cluster.complete_job(id_text, code, self.caller)
+        self.reply({"job_id": job["job_id"], "state": job["state"]})
+
+
 class AccountingHandler(BaseHandler):
     def get(self):
         ids = self.list_arg("ids") or []
@@ -341,6 +369,10 @@ def make_app(controller):
         (r"/v1/jobs/cancel", CancelHandler),
         (rf"/v1/jobs/{ID_RE}", JobHandler),
         (rf"/v1/jobs/{ID_RE}/(update|hold|uhold|release|requeue|requeuehold|suspend|resume|top)", JobActionHandler),
+        (rf"/v1/jobs/{ID_RE}/steps", StepsHandler),
+        (rf"/v1/jobs/{ID_RE}/steps/([0-9]+|batch)", StepHandler),
+        (rf"/v1/jobs/{ID_RE}/steps/([0-9]+)/cancel", StepCancelHandler),
+        (rf"/v1/jobs/{ID_RE}/complete", CompleteHandler),
         (r"/v1/accounting/jobs", AccountingHandler),
         (r"/v1/nodes", NodesHandler),
         (r"/v1/nodes/update", NodeUpdateHandler),

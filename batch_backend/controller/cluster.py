@@ -62,6 +62,8 @@ class Cluster:
         self._schedule_handle = None
         self.blocked_partitions = set()
         self.on_change = None  # callback(job) for watchers
+        from .steps import StepManager
+        self.steps = StepManager(self, os.urandom(32))  # the daemon installs the persistent key
         self.stats = {"passes": 0, "last_pass_ms": 0.0, "submitted": 0}
 
     # -- recovery ------------------------------------------------------------
@@ -276,7 +278,8 @@ class Cluster:
             with self.journal.transaction():
                 self._save(*unique.values())
         for job in starts:
-            self._send_launch(job)
+            if not job.get("interactive"):
+                self._send_launch(job)
         self.stats["passes"] += 1
         self.stats["last_pass_ms"] = (time.perf_counter() - t0) * 1000
 
@@ -403,6 +406,7 @@ class Cluster:
         if state == "CANCELLED" and job.get("_cancelled_by") is not None:
             job["cancelled_by"] = job.pop("_cancelled_by")
         self._release_nodes(job)
+        self.steps.kill_all(job)  # a step never outlives its job
         if requeue:
             self._requeue_now(job, now, hold=(requeue == "hold"))
             return
@@ -465,9 +469,20 @@ class Cluster:
         result = {"cancelled": [], "signalled": [], "not_found": [], "denied": []}
         targets = []
         for id_text in ids or []:
-            step = None
             if "." in str(id_text):
-                id_text, _, step = str(id_text).partition(".")
+                base, _, step_id = str(id_text).partition(".")
+                found = self.find(base)
+                if not found:
+                    result["not_found"].append(str(id_text))
+                for job in found:
+                    try:
+                        self.steps.cancel(job["job_id"], step_id, caller, signal=signal)
+                        result["signalled" if signal else "cancelled"].append(str(id_text))
+                    except PermissionDenied:
+                        result["denied"].append(str(id_text))
+                    except NotFound:
+                        result["not_found"].append(str(id_text))
+                continue
             found = self.find(id_text)
             if not found:
                 result["not_found"].append(str(id_text))
@@ -488,9 +503,14 @@ class Cluster:
                 continue
             if signal:
                 if job["state"] == "RUNNING":
-                    self.nodes[job["batch_host"]].push(
-                        {"type": "signal", "job_id": job["job_id"], "signal": signal,
-                         "batch_only": bool(batch_only), "full": bool(full)})
+                    if not job.get("interactive"):
+                        self.nodes[job["batch_host"]].push(
+                            {"type": "signal", "job_id": job["job_id"], "signal": signal,
+                             "batch_only": bool(batch_only), "full": bool(full)})
+                    if not batch_only:  # steps' tasks hear it too (that is how IPP interrupts engines)
+                        for step in job.get("steps", []):
+                            if step.get("step_id") != "batch" and step["state"] == "RUNNING":
+                                self.steps.kill(job, step, str(signal))
                     result["signalled"].append(job["display_id"])
                 continue
             if job["state"] == "PENDING":
@@ -503,9 +523,13 @@ class Cluster:
                     job["array_pending"] = job["array_pending"]
                 changed.append(job)
             elif job["state"] in ("RUNNING", "SUSPENDED"):
-                job["state"] = "COMPLETING"
-                job["_cancelled_by"] = caller.uid
-                self.nodes[job["batch_host"]].push({"type": "cancel", "job_id": job["job_id"]})
+                if job.get("interactive"):
+                    job["_cancelled_by"] = caller.uid
+                    self.job_ended(job["job_id"], "CANCELLED", reason="None")
+                else:
+                    job["state"] = "COMPLETING"
+                    job["_cancelled_by"] = caller.uid
+                    self.nodes[job["batch_host"]].push({"type": "cancel", "job_id": job["job_id"]})
                 changed.append(job)
             result["cancelled"].append(job["display_id"])
         if changed:
@@ -726,11 +750,11 @@ class Cluster:
         node.commands = []  # a fresh session: re-derive what the node must do
         for job_id in list(node.jobs):
             job = self.jobs.get(job_id)
-            if job is None or job.get("batch_host") != name:
+            if job is None or job.get("batch_host") != name or job.get("interactive"):
                 continue
             if job_id in running or job_id in finished:
                 continue
-            if job["state"] == "RUNNING":
+            if job["state"] == "RUNNING" and not job.get("interactive"):
                 self._send_launch(job)  # decided but never delivered: launch now
             elif job["state"] == "COMPLETING":
                 self.job_ended(job_id, "CANCELLED", exit_signal=15, reason="None")
@@ -764,10 +788,36 @@ class Cluster:
             self.job_ended(event["job_id"], event["state"], event.get("exit_code", 0),
                            event.get("exit_signal", 0), event.get("reason", ""), event.get("time"),
                            node=name, max_rss_mb=event.get("max_rss_mb"))
+        elif kind == "task_ended":
+            self.steps.task_ended(name, event)
         elif kind == "stats":
             node = self.nodes.get(name)
             if node is not None:
                 node.daemon_info.update({k: event[k] for k in ("cpu_load", "free_memory_mb") if k in event})
+
+    def complete_job(self, id_text, exit_code, caller):
+        """srun/salloc release an interactive allocation they created (the job ends with them)."""
+        jobs = self.find(id_text)
+        if not jobs:
+            raise NotFound("Invalid job id specified")
+        job = jobs[0]
+        self._check_owner(job, caller)
+        if not job.get("interactive"):
+            raise Conflict("Only allocations made by srun or salloc can be completed this way")
+        if job["state"] in ("RUNNING", "SUSPENDED", "COMPLETING"):
+            code = int(exit_code or 0)
+            self.job_ended(job["job_id"], "COMPLETED" if code == 0 else "FAILED", exit_code=code)
+        elif job["state"] == "PENDING":
+            self.cancel([str(job["job_id"])], caller)
+        return job
+
+    def enforce_interactive_limits(self):
+        """No batch script watches an srun/salloc allocation: its time limit is the controller's job."""
+        now = self.now()
+        for job in list(self.jobs.values()):
+            if job.get("interactive") and job["state"] == "RUNNING" and job.get("time_limit") is not None \
+                    and now >= job["start_time"] + job["time_limit"] * 60:
+                self.job_ended(job["job_id"], "TIMEOUT", reason="TimeLimit")
 
     def check_node_timeouts(self):
         """Mark nodes that stopped polling as NOT_RESPONDING; fail their jobs after SlurmdTimeout."""

@@ -20,6 +20,7 @@ from .. import __version__
 from .api import make_app
 from .cluster import Cluster
 from .journal import Journal
+from .steps import StepManager, credential_key
 
 log = logging.getLogger("batchhub.controller")
 
@@ -36,6 +37,7 @@ class Controller:
         sync = confmod.get_option(conf, "JournalSync", "NORMAL")
         self.journal = Journal(os.path.join(state_dir, "journal.sqlite"), sync=sync)
         self.cluster = Cluster(conf, self.journal)
+        self.cluster.steps = StepManager(self.cluster, credential_key(state_dir))
         self.started = time.time()
         self._stop = None
 
@@ -100,6 +102,7 @@ class Controller:
             await asyncio.sleep(1.0)
             try:
                 self.cluster.check_node_timeouts()
+                self.cluster.enforce_interactive_limits()
                 self.cluster.purge_old_jobs()
                 if any(j.get("begin_time") or j.get("dependency") for j in self.cluster.pending.values()):
                     self.cluster.request_schedule()

@@ -28,7 +28,7 @@ SUBMISSION_FIELDS = {
     "requeue": (bool, type(None)), "signal": (str,), "comment": (str,),
     "begin_time": (int, float, type(None)), "nice": (int,), "exclusive": (bool,),
     "priority": (int, type(None)), "wait": (bool,), "submit_token": (str,), "user": (str,),
-    "test_only": (bool,), "uid": (str, int, type(None)), "gid": (str, int, type(None)),
+    "test_only": (bool,), "interactive": (bool,), "uid": (str, int, type(None)), "gid": (str, int, type(None)),
 }
 
 MAX_SCRIPT_BYTES = 4 * 1024 * 1024
@@ -46,6 +46,8 @@ def check_submission(sub):
             raise InvalidRequest(f"field {key!r} must be {types[0].__name__}")
         if not isinstance(value, types):
             raise InvalidRequest(f"field {key!r} must be {types[0].__name__}")
+    if sub.get("interactive"):
+        sub.setdefault("script", "#!/bin/sh\n# allocation for srun/salloc: no batch script\n")
     if not isinstance(sub.get("script"), str) or not sub["script"]:
         raise InvalidRequest("field 'script' is required")
     if len(sub["script"]) > MAX_SCRIPT_BYTES:
@@ -228,6 +230,7 @@ def build_job(sub, *, job_id, caller, partitions, default_partition, nodes, now,
         "export": sub.get("export") or "ALL",
         "get_user_env": bool(sub.get("get_user_env")),
         "cluster_name": cluster_name,
+        "interactive": bool(sub.get("interactive")),
         "steps": [],
     }
     if array_indices and len(array_indices) > 1 and array_max is None:
