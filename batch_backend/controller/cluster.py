@@ -790,6 +790,14 @@ class Cluster:
                            node=name, max_rss_mb=event.get("max_rss_mb"))
         elif kind == "task_ended":
             self.steps.task_ended(name, event)
+        elif kind == "shutdown":
+            node = self.nodes.get(name)
+            if node is not None:
+                log.info("node %s: daemon stopped", name)
+                node.registered = False
+                node.not_responding = True
+                if node.jobs:
+                    self._fail_node_jobs(node, "NODE_FAIL")
         elif kind == "stats":
             node = self.nodes.get(name)
             if node is not None:

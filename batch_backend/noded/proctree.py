@@ -81,6 +81,23 @@ def scan(max_age=0.0):
     return procs
 
 
+def scan_since(min_pid):
+    """Processes with pid >= ``min_pid``: everything a job started, read without the cache.
+
+    Pids grow monotonically until they wrap at pid_max (4M on 64-bit Linux), so
+    a job's processes all have pids above its shell's. Reading only those makes
+    the end-of-job sweep cost a few stat reads instead of one per process on the
+    host; the periodic full scans still run for long jobs.
+    """
+    procs = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) >= min_pid:
+            p = read_proc(int(name))
+            if p is not None:
+                procs[p.pid] = p
+    return procs
+
+
 def children_map(procs):
     kids = {}
     for p in procs.values():
@@ -188,9 +205,16 @@ def signal_number(name):
 # ---------------------------------------------------------------- fork/exec of a job process
 
 class LaunchPlan:
-    """Everything the forked child needs, computed in the parent."""
+    """Everything the forked child needs, computed in the parent.
+
+    ``stdin_fd``/``stdout_fd``/``stderr_fd`` (optional, e.g. a step task's socket
+    to srun) are open descriptors the child uses as that stream instead of
+    opening the ``stdin``/``stdout``/``stderr`` path; the parent keeps and closes
+    its own copies.
+    """
     __slots__ = ("script", "argv", "env", "workdir", "stdout", "stderr", "stdin", "append", "drop",
-                 "uid", "gid", "groups", "cpu_ids", "umask", "interpreter")
+                 "uid", "gid", "groups", "cpu_ids", "umask", "interpreter",
+                 "stdin_fd", "stdout_fd", "stderr_fd")
 
 
 def _child(plan, errw):
@@ -216,6 +240,13 @@ def _child(plan, errw):
             os.setresuid(plan.uid, plan.uid, plan.uid)
         os.umask(plan.umask)
         for kind in ("stdout", "stderr"):
+            given = getattr(plan, kind + "_fd", None)
+            if given is not None:
+                if kind == "stdout":
+                    out_fd = given
+                else:
+                    err_fd = given
+                continue
             path = getattr(plan, kind)
             if kind == "stderr" and (not path or path == plan.stdout):
                 err_fd = out_fd
@@ -230,9 +261,11 @@ def _child(plan, errw):
                 out_fd = fd
             else:
                 err_fd = fd
-        what = f"open input file {plan.stdin}"
-        in_fd = os.open(plan.stdin, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
-        os.set_blocking(in_fd, True)
+        in_fd = getattr(plan, "stdin_fd", None)
+        if in_fd is None:
+            what = f"open input file {plan.stdin}"
+            in_fd = os.open(plan.stdin, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+            os.set_blocking(in_fd, True)
         what = f"chdir to {plan.workdir}"
         os.chdir(plan.workdir)
         if plan.cpu_ids:

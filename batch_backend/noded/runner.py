@@ -420,8 +420,11 @@ class BatchJobRunner:
         except ChildProcessError:  # reaped behind our back (a waitpid(-1) somewhere)
             return True
 
-    def _members(self, max_age=0.0):
-        procs = proctree.scan(max_age)
+    def _members(self, max_age=0.0, *, since_shell=False):
+        if since_shell and all(pid >= self.pid for pid in self._known):
+            procs = proctree.scan_since(self.pid)
+        else:
+            procs = proctree.scan(max_age)
         return proctree.job_members(procs, self.pid, self.pid, self._known), procs
 
     async def _monitor(self):
@@ -513,7 +516,7 @@ class BatchJobRunner:
         """Signal every process of the job once (shell included or not)."""
         if self._reaped:
             return
-        members, procs = self._members()
+        members, procs = self._members(since_shell=tag_scan)
         if tag_scan:
             entry = f"{TAG_VAR}={self.tag}".encode()
             for pid, p in proctree.tagged(procs, entry, self._run_uid, exclude={os.getpid()},
