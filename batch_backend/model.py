@@ -141,3 +141,14 @@ PARTITION_FIELDS = {
 def state_code(state):
     """Compact code for a long job state ('RUNNING' -> 'R')."""
     return JOB_STATE_CODES.get(state, state[:2])
+
+
+def gpu_count(gres):
+    """GPUs per node in a gres string: 'gpu:2' / 'gpu:tesla:2' / 'gpu' -> 2 / 2 / 1; others -> 0."""
+    total = 0
+    for item in filter(None, (gres or "").split(",")):
+        parts = item.split(":")
+        if parts[0] != "gpu":
+            continue
+        total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+    return total

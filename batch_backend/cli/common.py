@@ -124,6 +124,15 @@ def run_command(prog, body, argv=None, *, unreachable="{prog}: error: {reason}",
     sys.exit(rc or 0)
 
 
+def answer_info_flags(opts, help_text, usage_text):
+    """--help, --usage, --version: print the answer and return True (the caller exits 0)."""
+    for flag, text in (("help", help_text), ("usage", usage_text), ("version", SLURM_VERSION + "\n")):
+        if opts.get(flag):
+            write_out(text)
+            return True
+    return False
+
+
 def write_out(text):
     """Write a command's whole stdout at once (one syscall for small outputs)."""
     if text:

@@ -78,17 +78,6 @@ def time_used(job, now):
     return max(0, int(end - start))
 
 
-def _gpus(gres):
-    """'gpu:2' or 'gpu:a100:2,gpu:1' -> number of GPUs per node."""
-    total = 0
-    for item in filter(None, (gres or "").split(",")):
-        parts = item.split(":")
-        if parts[0] != "gpu":
-            continue
-        total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
-    return total
-
-
 def job_mem_total(job):
     """Total MB a job asks for (None when it asked for nothing)."""
     if job.get("mem_per_node"):
@@ -105,10 +94,10 @@ def job_tres(job, alloc=False, alphabetic=False):
         if job.get("gpus_per_node"):
             gpus = sum(len(v) for v in job["gpus_per_node"].values())
         else:
-            gpus = _gpus(job.get("gres")) * nodes
+            gpus = model.gpu_count(job.get("gres")) * nodes
     else:
         nodes = job.get("num_nodes") or 1
-        gpus = _gpus(job.get("gres")) * nodes
+        gpus = model.gpu_count(job.get("gres")) * nodes
     cpus = job.get("num_cpus") or 0
     items = [("cpu", str(cpus))]
     mem = job_mem_total(job)
@@ -1008,7 +997,7 @@ def node_state_long(node):
 def _node_cfg_tres(node):
     items = [f"cpu={node.get('cpus', 0)}", f"mem={timespec.format_mem(node.get('real_memory') or 0)}",
              f"billing={node.get('cpus', 0)}"]
-    gpus = _gpus(node.get("gres"))
+    gpus = model.gpu_count(node.get("gres"))
     if gpus:
         items.append(f"gres/gpu={gpus}")
     return ",".join(items)

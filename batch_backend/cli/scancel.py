@@ -139,14 +139,7 @@ def report(result, ids, verbose, signal):
 
 def run(argv, context):
     opts, args = common.parse_options(PROG, argv, OPTIONS)
-    if opts["help"]:
-        common.write_out(HELP)
-        return 0
-    if opts["usage"]:
-        common.write_out(USAGE)
-        return 0
-    if opts["version"]:
-        common.write_out(common.SLURM_VERSION + "\n")
+    if common.answer_info_flags(opts, HELP, USAGE):
         return 0
     if opts["interactive"]:
         raise UsageError("--interactive is not supported")

@@ -224,14 +224,7 @@ def render(jobs, opts, columns, now=None):
 
 def run(argv):
     opts, args = common.parse_options(PROG, argv, OPTIONS)
-    if opts["help"]:
-        common.write_out(HELP)
-        return 0
-    if opts["usage"]:
-        common.write_out(USAGE)
-        return 0
-    if opts["version"]:
-        common.write_out(common.SLURM_VERSION + "\n")
+    if common.answer_info_flags(opts, HELP, USAGE):
         return 0
     if args:
         raise CommandError(f"{PROG}: error: Unrecognized option: {args[0]}\n{USAGE.rstrip()}", raw=True)

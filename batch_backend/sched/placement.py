@@ -9,6 +9,8 @@ empty nodes, which is how impossible requests are refused at submit time
 
 from dataclasses import dataclass, field
 
+from ..model import gpu_count  # noqa: F401 (re-exported: the scheduler's vocabulary)
+
 
 @dataclass
 class NodeView:
@@ -59,17 +61,6 @@ class Allocation:
             v.alloc_memory += self.memory_per_node[name]
             v.alloc_gpu_ids.update(self.gpus_per_node.get(name, ()))
             v.busy_jobs += 1
-
-
-def gpu_count(gres):
-    """'gpu:2' / 'gpu:tesla:2' / 'gpu' -> 2 / 2 / 1; anything else -> 0."""
-    total = 0
-    for item in filter(None, (gres or "").split(",")):
-        parts = item.split(":")
-        if parts[0] != "gpu":
-            continue
-        total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
-    return total
 
 
 def features_match(expr, features):
