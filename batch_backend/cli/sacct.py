@@ -10,7 +10,7 @@ everyone's), as Slurm does.
 
 import os
 
-from . import common, formats
+from . import common, formats_sacct
 from .common import COUNT, FLAG, LIST, VALUE, UsageError
 
 PROG = "sacct"
@@ -130,15 +130,15 @@ def field_spec(opts):
     if opts["format"]:
         return ",".join(opts["format"])
     if opts["long"]:
-        return formats.SACCT_LONG
+        return formats_sacct.SACCT_LONG
     if opts["brief"]:
-        return formats.SACCT_BRIEF
-    return os.environ.get("SACCT_FORMAT") or formats.SACCT_DEFAULT
+        return formats_sacct.SACCT_BRIEF
+    return os.environ.get("SACCT_FORMAT") or formats_sacct.SACCT_DEFAULT
 
 
 def help_format():
     """``sacct -e``: the field names, four to a line."""
-    names = formats.SACCT_FIELD_ORDER
+    names = formats_sacct.SACCT_FIELD_ORDER
     lines = []
     for i in range(0, len(names), 4):
         lines.append("".join(f"{n:<20}" for n in names[i:i + 4]).rstrip())
@@ -209,7 +209,7 @@ def run(argv):
     if args:
         raise UsageError(f"Unknown arguments: {' '.join(args)}")
     try:
-        fields = formats.parse_sacct_fields(field_spec(opts))
+        fields = formats_sacct.parse_sacct_fields(field_spec(opts))
     except ValueError as e:
         raise UsageError(str(e)) from None
     ids, step_filter = parse_jobs(opts["jobs"])
@@ -232,9 +232,9 @@ def run(argv):
                              names=common.split_list(opts["names"]) or None)
     jobs = select(jobs, opts)
     parsable = "P" if opts["parsable2"] else ("p" if opts["parsable"] else None)
-    rows = formats.sacct_rows(jobs, allocations_only=opts["allocations"], step_filter=step_filter)
-    common.write_out(formats.format_sacct(rows, fields, header=not opts["noheader"], parsable=parsable,
-                                          delimiter=opts["delimiter"] or "|"))
+    rows = formats_sacct.sacct_rows(jobs, allocations_only=opts["allocations"], step_filter=step_filter)
+    common.write_out(formats_sacct.format_sacct(rows, fields, header=not opts["noheader"], parsable=parsable,
+                                                delimiter=opts["delimiter"] or "|"))
     return 0
 
 

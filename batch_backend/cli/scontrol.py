@@ -10,7 +10,7 @@ scripts use to expand ``$SLURM_JOB_NODELIST``.
 import os
 import sys
 
-from . import common, formats
+from . import common, formats_scontrol
 from .common import COUNT, FLAG, VALUE, CommandError, UsageError
 
 PROG = "scontrol"
@@ -158,7 +158,7 @@ def show_job(client, args, oneliner):
         if not jobs:
             return "No jobs in the system\n"
     jobs = sorted(jobs, key=lambda j: j.get("job_id") or 0)
-    return "".join(formats.format_job(j, oneliner=oneliner) for j in jobs)
+    return "".join(formats_scontrol.format_job(j, oneliner=oneliner) for j in jobs)
 
 
 def show_node(client, args, oneliner):
@@ -178,7 +178,7 @@ def show_node(client, args, oneliner):
         nodes = [n for n in nodes if n["name"] in names]
         if not nodes:
             raise CommandError(f"Node {args[0]} not found", raw=True)
-    return "".join(formats.format_node(n, oneliner=oneliner) for n in nodes)
+    return "".join(formats_scontrol.format_node(n, oneliner=oneliner) for n in nodes)
 
 
 def show_partition(client, args, oneliner):
@@ -189,7 +189,7 @@ def show_partition(client, args, oneliner):
             raise CommandError(f"Partition {args[0]} not found", raw=True)
     elif not parts:
         return "No partitions in the system\n"
-    return "".join(formats.format_partition(p, oneliner=oneliner) for p in parts)
+    return "".join(formats_scontrol.format_partition(p, oneliner=oneliner) for p in parts)
 
 
 def show_hostnames(args):
@@ -247,7 +247,7 @@ def show(args, opts):
         return show_node(client, rest, opts["oneliner"])
     if entity == "partition":
         return show_partition(client, rest, opts["oneliner"])
-    return formats.format_config(client.config())
+    return formats_scontrol.format_config(client.config())
 
 
 def update(args):

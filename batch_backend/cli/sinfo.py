@@ -9,7 +9,7 @@ state.
 import sys
 import time
 
-from . import common, formats
+from . import common, formats_common, formats_sinfo
 from .common import COUNT, FLAG, LIST, VALUE, UsageError
 
 PROG = "sinfo"
@@ -93,7 +93,7 @@ def parse_node_states(values):
 
 
 def _node_matches(node, wanted):
-    base = formats._drain_base(node)
+    base = formats_sinfo._drain_base(node)
     flags = node.get("state_flags") or []
     if base in wanted or node.get("state") in wanted:
         return True
@@ -132,12 +132,12 @@ def select(partitions, nodes, opts):
 
 def default_format(opts):
     if opts["summarize"]:
-        return formats.SINFO_SUMMARIZE
+        return formats_sinfo.SINFO_SUMMARIZE
     if opts["node_mode"]:
-        return formats.SINFO_NODES_LONG if opts["long"] else formats.SINFO_NODES
+        return formats_sinfo.SINFO_NODES_LONG if opts["long"] else formats_sinfo.SINFO_NODES
     if opts["reasons"]:
-        return formats.SINFO_REASONS_LONG if opts["long"] else formats.SINFO_REASONS
-    return formats.SINFO_LONG if opts["long"] else formats.SINFO_DEFAULT
+        return formats_sinfo.SINFO_REASONS_LONG if opts["long"] else formats_sinfo.SINFO_REASONS
+    return formats_sinfo.SINFO_LONG if opts["long"] else formats_sinfo.SINFO_DEFAULT
 
 
 def render(partitions, nodes, opts, now=None):
@@ -146,23 +146,23 @@ def render(partitions, nodes, opts, now=None):
     auto = fmt is None and not opts["reasons"]
     if fmt is None:
         fmt = default_format(opts)
-    columns, invalid = formats.parse_sinfo_format(fmt)
+    columns, invalid = formats_sinfo.parse_sinfo_format(fmt)
     for code in invalid:
         sys.stderr.write(f"{PROG}: error: Invalid node format specification: {code}\n")
     partitions, nodes = select(partitions, nodes, opts)
     if opts["reasons"]:
         # -R: one row per reason, over all partitions
-        groups = formats.sinfo_groups([{"name": "", "nodes": [n["name"] for n in nodes]}], nodes, columns)
+        groups = formats_sinfo.sinfo_groups([{"name": "", "nodes": [n["name"] for n in nodes]}], nodes, columns)
         groups = [g for g in groups if g.nodes and g.nodes[0].get("reason")]
         for g in groups:
             g.part = None
     else:
-        groups = formats.sinfo_groups(partitions, nodes, columns, node_mode=opts["node_mode"],
-                                      summarize=opts["summarize"])
-    text = formats.format_sinfo(groups, columns, header=not opts["noheader"], auto_width=auto,
-                                node_mode=opts["node_mode"])
+        groups = formats_sinfo.sinfo_groups(partitions, nodes, columns, node_mode=opts["node_mode"],
+                                            summarize=opts["summarize"])
+    text = formats_sinfo.format_sinfo(groups, columns, header=not opts["noheader"], auto_width=auto,
+                                      node_mode=opts["node_mode"])
     if not opts["noheader"] and (opts["long"] or opts["iterate"]):
-        text = formats.date_line(now) + text
+        text = formats_common.date_line(now) + text
     return text
 
 

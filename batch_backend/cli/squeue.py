@@ -18,7 +18,7 @@ import sys
 import time
 
 from .. import model
-from . import common, formats
+from . import common, formats_common, formats_squeue
 from .common import COUNT, FLAG, LIST, VALUE, CommandError, UsageError
 
 PROG = "squeue"
@@ -133,11 +133,12 @@ def build_columns(opts):
         if fmt is None:
             fmt_long = os.environ.get("SQUEUE_FORMAT2") or None
     if fmt is None and fmt_long is None:
-        fmt = formats.SQUEUE_LONG if opts["long"] else (formats.SQUEUE_START if opts["start"] else formats.SQUEUE_DEFAULT)
+        fmt = (formats_squeue.SQUEUE_LONG if opts["long"]
+               else formats_squeue.SQUEUE_START if opts["start"] else formats_squeue.SQUEUE_DEFAULT)
     if fmt_long is not None:
-        columns, invalid = formats.parse_squeue_long_format(fmt_long)
+        columns, invalid = formats_squeue.parse_squeue_long_format(fmt_long)
     else:
-        columns, invalid = formats.parse_squeue_format(fmt)
+        columns, invalid = formats_squeue.parse_squeue_format(fmt)
     for code in invalid:
         sys.stderr.write(f"{PROG}: error: Invalid job format specification: {code}\n")
     return columns
@@ -154,7 +155,7 @@ def _matches(job, job_id):
         if job.get("array_task_id") is not None:
             return str(job["array_task_id"]) == task
         spec = job.get("array_spec")
-        return bool(spec) and int(task) in formats.expand_array_spec(spec)
+        return bool(spec) and int(task) in formats_common.expand_array_spec(spec)
     return False
 
 
@@ -169,7 +170,7 @@ def wanted_fields(opts, columns):
         extra.append("qos")
     if opts["nodelist"]:
         extra.append("nodes")
-    return formats.squeue_fields(columns, extra)
+    return formats_squeue.squeue_fields(columns, extra)
 
 
 def query(client, opts, fields=None):
@@ -208,17 +209,17 @@ def render(jobs, opts, columns, now=None):
     """The text of one squeue report for already-fetched jobs."""
     now = time.time() if now is None else now
     if opts["steps"]:
-        return formats.format_squeue_steps(jobs, header=not opts["noheader"], now=now)
+        return formats_squeue.format_squeue_steps(jobs, header=not opts["noheader"], now=now)
     if opts["array"]:
-        jobs = formats.expand_array_rows(jobs)
+        jobs = formats_common.expand_array_rows(jobs)
     sort = opts["sort"] or os.environ.get("SQUEUE_SORT") or ("S" if opts["start"] else None)
     try:
-        jobs = formats.sort_jobs(jobs, sort, now=now)
+        jobs = formats_common.sort_jobs(jobs, sort, now=now)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    text = formats.format_squeue(jobs, columns, header=not opts["noheader"], now=now)
+    text = formats_squeue.format_squeue(jobs, columns, header=not opts["noheader"], now=now)
     if not opts["noheader"] and (opts["long"] or opts["iterate"]):
-        text = formats.date_line(now) + text
+        text = formats_common.date_line(now) + text
     return text
 
 
