@@ -39,7 +39,7 @@ class BenchCluster:
         os.makedirs(self.workdir)
 
     def __enter__(self):
-        subprocess.run([os.path.join(BIN, "batchhub"), "up", "--no-link-cli"], env=self.env, check=True,
+        subprocess.run([os.path.join(BIN, "batchhub"), "up", "--no-link-cli", "--no-hub"], env=self.env, check=True,
                        capture_output=True)
         os.environ["BATCHHUB_SOCKET"] = self.socket
         return self

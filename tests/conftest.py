@@ -49,7 +49,7 @@ class LiveCluster:
 
     # -- lifecycle ---------------------------------------------------------------
     def up(self, wait_nodes=True):
-        r = self.batchhub("up", "--no-link-cli")
+        r = self.batchhub("up", "--no-link-cli", "--no-hub")
         assert r.returncode == 0, r.stderr + r.stdout
         if wait_nodes:
             self.wait_nodes_up()
@@ -83,7 +83,7 @@ class LiveCluster:
             time.sleep(0.01)
 
     def start_controller(self):
-        r = self.batchhub("up", "--no-link-cli")
+        r = self.batchhub("up", "--no-link-cli", "--no-hub")
         assert r.returncode == 0, r.stderr + r.stdout
 
     def wait_nodes_up(self, timeout=20):

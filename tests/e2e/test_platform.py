@@ -10,7 +10,7 @@ def test_up_is_idempotent_and_down_stops_everything(make_cluster):
     conf = "NodeName=a[1-2] CPUs=1 RealMemory=100\nPartitionName=p Nodes=ALL Default=YES\n"
     c = make_cluster(conf)
     pid = c.controller_pid()
-    r = c.batchhub("up", "--no-link-cli")
+    r = c.batchhub("up", "--no-link-cli", "--no-hub")
     assert r.returncode == 0 and "already running" in r.stdout
     assert c.controller_pid() == pid
     assert c.batchhub("status").returncode == 0
