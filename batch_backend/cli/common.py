@@ -92,7 +92,8 @@ def run_command(prog, body, argv=None, *, unreachable="{prog}: error: {reason}",
     *unreachable* is the stderr text when the controller does not answer: a
     format string (``{prog}``, ``{reason}``) or a callable ``reason -> text``.
     """
-    if argv is None:
+    from_console = argv is None
+    if from_console:
         argv = sys.argv[1:]
     try:
         rc = body(list(argv))
@@ -121,6 +122,15 @@ def run_command(prog, body, argv=None, *, unreachable="{prog}: error: {reason}",
         else:
             _write_err(f"{prog}: error: internal error: {e!r}")
             rc = 1
+    if from_console:
+        # A command-line process has nothing to tear down: skipping interpreter
+        # finalisation saves ~1.5 ms per call (pollers call squeue every few seconds).
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+        os._exit(rc or 0)
     sys.exit(rc or 0)
 
 

@@ -228,14 +228,19 @@ class Cluster:
         return rows[0] if rows else None
 
     # -- scheduling ---------------------------------------------------------------
+    #: seconds a pass waits after the event that asked for it. A burst of submits
+    #: (a shell loop, a workflow tool) then costs one pass, not one per job, and
+    #: the submitting client gets the CPU to finish before its job is launched.
+    SCHEDULE_DELAY = 0.003
+
     def request_schedule(self):
-        """Coalesce scheduling requests into one pass on the next loop turn."""
+        """Coalesce scheduling requests into one pass a few milliseconds from now."""
         if self._schedule_handle is None:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 return
-            self._schedule_handle = loop.call_soon(self.schedule_now)
+            self._schedule_handle = loop.call_later(self.SCHEDULE_DELAY, self.schedule_now)
 
     def schedule_now(self):
         self._schedule_handle = None
