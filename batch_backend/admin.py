@@ -189,16 +189,19 @@ def _start_hub(layout, env, config=None):
         time.sleep(0.5)
     print(" up")
     print(f"JupyterHub: {url}")
-    password = os.environ.get("BATCHHUB_HUB_PASSWORD")
-    password_file = os.path.join(hub_dir, "password")
-    if not password and os.path.exists(password_file):
-        with open(password_file) as f:
-            password = f.read().strip()
-    admins = os.environ.get("BATCHHUB_HUB_ADMINS", "admin").split(",")[0].strip()
+    def secret(env_name, file_name):
+        value = os.environ.get(env_name)
+        path = os.path.join(hub_dir, file_name)
+        if not value and os.path.exists(path):
+            with open(path) as f:
+                value = f.read().strip()
+        return value
+    admin = os.environ.get("BATCHHUB_HUB_ADMINS", "admin").split(",")[0].strip()
     if os.environ.get("BATCHHUB_HUB_AUTH", "shared") == "pam":
         print("first login: a Unix account of this host (admins: BATCHHUB_HUB_ADMINS)")
-    elif password:
-        print(f"first login: user {admins} (admin) or any user name, shared password {password}")
+    else:
+        print(f"first login: user {admin} with password {secret('BATCHHUB_HUB_ADMIN_PASSWORD', 'admin_password')}"
+              f" (admin); anyone else: any user name with password {secret('BATCHHUB_HUB_PASSWORD', 'password')}")
     return 0
 
 

@@ -81,6 +81,22 @@ def scan(max_age=0.0):
     return procs
 
 
+def _pid_max():
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 4194304
+
+
+PID_MAX = _pid_max()
+
+
+def near_pid_wrap(pid):
+    """True when pids allocated after ``pid`` may already have wrapped around to small numbers."""
+    return pid > PID_MAX * 0.75
+
+
 def scan_since(min_pid):
     """Processes with pid >= ``min_pid``: everything a job started, read without the cache.
 
@@ -105,7 +121,7 @@ def children_map(procs):
     return kids
 
 
-def job_members(procs, root, sid, known):
+def job_members(procs, root, sid, known, root_start=None):
     """Live processes of a job: ``{pid: Proc}``.
 
     ``root`` is the batch shell's pid, ``sid`` its session (= pgid), ``known``
@@ -114,14 +130,21 @@ def job_members(procs, root, sid, known):
     not members (they can neither run nor be killed), but the walk goes
     through them.
     """
-    seeds = [root]
+    root_proc = procs.get(root)
+    if root_start is not None and root_proc is not None and root_proc.start != root_start:
+        # The root was reaped and its pid reused (pid_max may be as low as 32768): the new
+        # owner and its session are strangers. (While any process of the old session or
+        # group lived, the kernel could not have handed the pid out again.)
+        root, sid = None, None
+    seeds = [root] if root is not None else []
     for pid, start in list(known.items()):
         p = procs.get(pid)
         if p is None or p.start != start:
             del known[pid]
         else:
             seeds.append(pid)
-    seeds.extend(p.pid for p in procs.values() if p.sid == sid or p.pgid == sid)
+    if sid is not None:
+        seeds.extend(p.pid for p in procs.values() if p.sid == sid or p.pgid == sid)
     kids = children_map(procs)
     seen, members, stack = set(), {}, seeds
     while stack:

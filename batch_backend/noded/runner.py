@@ -193,6 +193,7 @@ class BatchJobRunner:
         self._exited = False  # batch shell exited (zombie, not yet reaped)
         self._reaped = False
         self._known = {}  # pid -> start ticks of every process ever seen in the job
+        self._shell_start = None
         self._max_rss = 0
         self._timers = []
         self._kill_handle = None
@@ -235,9 +236,10 @@ class BatchJobRunner:
         except OSError as exc:  # EAGAIN: process limit
             return self._launch_failed(f"cannot fork: {exc.strerror or exc}")
         self.pid = pid
-        me = proctree.read_proc(pid)  # remember the shell's start ticks: it identifies the job's era
+        me = proctree.read_proc(pid)  # the shell's start ticks tell it apart from a later owner of its pid
         if me is not None:
             self._known[pid] = me.start
+            self._shell_start = me.start
         self._exit_evt = asyncio.Event()
         try:
             self._pidfd = os.pidfd_open(pid)
@@ -421,11 +423,11 @@ class BatchJobRunner:
             return True
 
     def _members(self, max_age=0.0, *, since_shell=False):
-        if since_shell and all(pid >= self.pid for pid in self._known):
+        if since_shell and not proctree.near_pid_wrap(self.pid) and all(pid >= self.pid for pid in self._known):
             procs = proctree.scan_since(self.pid)
         else:
             procs = proctree.scan(max_age)
-        return proctree.job_members(procs, self.pid, self.pid, self._known), procs
+        return proctree.job_members(procs, self.pid, self.pid, self._known, root_start=self._shell_start), procs
 
     async def _monitor(self):
         try:
@@ -520,7 +522,7 @@ class BatchJobRunner:
         if tag_scan:
             entry = f"{TAG_VAR}={self.tag}".encode()
             for pid, p in proctree.tagged(procs, entry, self._run_uid, exclude={os.getpid()},
-                                          started_after=self._known.get(self.pid)).items():
+                                          started_after=self._shell_start).items():
                 members[pid] = p
                 self._known[pid] = p.start
         if include_shell:

@@ -38,6 +38,7 @@ def _top_conftest():
 LiveCluster = _top_conftest().LiveCluster
 HUB_CONFIG = os.path.join(ROOT, "hub_config", "jupyterhub_config.py")
 TOKEN = "hubtest-service-token-0123456789"
+ADMIN_PASSWORD = "hubtest-admin-password-0123456789abcdef"
 
 HUB_CONF = """\
 ClusterName=hubtest
@@ -63,10 +64,11 @@ c.QueueSpawner.poll_interval = 2
 c.QueueSpawner.prologue = (
     'if [ "$JUPYTERHUB_USER" = crash ]; then echo "crash: the module foo is not installed" >&2; exit 3; fi')
 c.QueueSpawner.profiles = [
-    {"name": "tiny", "display_name": "Tiny: 1 CPU, 256 MB, 20 min", "cpus": 1, "memory": "256M", "time": 20},
-    {"name": "solo", "display_name": "Solo node", "partition": "solo", "cpus": 1, "memory": "256M", "time": 20},
-    {"name": "class101", "display_name": "Class 101", "cpus": 1, "memory": "256M", "time": 20,
+    {"name": "tiny", "display_name": "Tiny: 1 CPU, 512 MB, 20 min", "cpus": 1, "memory": "512M", "time": 20},
+    {"name": "solo", "display_name": "Solo node", "partition": "solo", "cpus": 1, "memory": "512M", "time": 20},
+    {"name": "class101", "display_name": "Class 101", "cpus": 1, "memory": "512M", "time": 20,
      "account": "class101", "groups": ["class101"], "users": ["teacher"]},
+    {"name": "big", "display_name": "Big: 8 CPUs", "cpus": 8, "memory": "1G", "time": 20},
 ]
 """
 
@@ -105,7 +107,8 @@ class LiveHub:
         with open(extra, "w") as f:
             f.write(EXTRA_CONFIG)
         self.env = dict(cluster.env, BATCHHUB_HUB_PORT=str(self.port), BATCHHUB_HUB_SERVICE_TOKEN=TOKEN,
-                        BATCHHUB_HUB_PASSWORD="classroom", BATCHHUB_HUB_CULL_TIMEOUT="0",
+                        BATCHHUB_HUB_PASSWORD="classroom", BATCHHUB_HUB_ADMIN_PASSWORD=ADMIN_PASSWORD,
+                        BATCHHUB_HUB_CULL_TIMEOUT="0",
                         BATCHHUB_HUB_EXTRA_CONFIG=extra)
         self.log_path = os.path.join(self.dir, "hub.log")
         self.proc = None
@@ -176,9 +179,16 @@ class LiveHub:
         self.ensure_user(name)
         return self.api("POST", f"/users/{name}/server", json=options)
 
-    def progress(self, name, timeout=90):
-        """All events of the progress stream until ready or failed."""
-        events = []
+    def progress(self, name, timeout=90, events=None):
+        """All events of the progress stream until ready or failed (appended to ``events``)."""
+        events = [] if events is None else events
+        try:
+            self._read_progress(name, timeout, events)
+        except requests.RequestException:  # the hub went away (a restart test): what we have
+            pass
+        return events
+
+    def _read_progress(self, name, timeout, events):
         with self.session.get(f"{self.url}/hub/api/users/{name}/server/progress", stream=True,
                               timeout=timeout) as r:
             r.raise_for_status()
@@ -191,14 +201,13 @@ class LiveHub:
                         break
                 if time.time() > deadline:
                     break
-        return events
 
     def progress_in_background(self, name, timeout=90):
         """Start collecting progress events in a thread; returns (thread, events list)."""
         events = []
 
         def run():
-            events.extend(self.progress(name, timeout))
+            self.progress(name, timeout, events)
         t = threading.Thread(target=run, daemon=True)
         t.start()
         return t, events
@@ -221,6 +230,16 @@ class LiveHub:
         r = self.api("DELETE", f"/users/{name}/server")
         assert r.status_code in (202, 204), r.text
         self.wait_server(name, lambda s: s is None, timeout)
+
+    def browser_session(self, name, password="classroom"):
+        """A requests session logged in through the login form (cookies, like a browser)."""
+        s = requests.Session()
+        s.get(self.url + "/hub/login", timeout=30)
+        r = s.post(self.url + "/hub/login", data={"username": name, "password": password,
+                                                  "_xsrf": s.cookies.get("_xsrf")},
+                   allow_redirects=False, timeout=30)
+        assert r.status_code == 302, r.text[-500:]
+        return s
 
     def through_proxy(self, name, path="api/status"):
         """A request to the user's server through the proxy (service token has access:servers)."""
