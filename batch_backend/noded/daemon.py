@@ -153,6 +153,40 @@ class NodeDaemon:
         elif kind == "time_limit":
             if runner is not None and not runner.done and hasattr(runner, "set_time_left"):
                 runner.set_time_left(cmd.get("seconds_left"))
+        elif kind in ("launch_step", "kill_step"):
+            self._step_command(cmd)
+
+    def _step_command(self, cmd):
+        """launch_step / kill_step: the tasks of srun steps (see :mod:`.steps`)."""
+        from .steps import StepTasks, credential_ok
+        steps = self.__dict__.setdefault("step_tasks", {})  # (job_id, step_id) -> StepTasks
+        key = (cmd["job_id"], cmd["step_id"])
+        tasks = steps.get(key)
+        if cmd["type"] == "launch_step":
+            if tasks is not None:
+                return  # re-sent after a controller restart: already running here
+            step = cmd["step"]
+            if not credential_ok(self.node_conf.get("credential_key"), step, cmd["job_id"], cmd["step_id"]):
+                log.error("step %s.%s: invalid credential, not launched", *key)
+                for rank in step.get("ranks") or []:
+                    self._on_event({"event": "task_ended", "job_id": cmd["job_id"], "step_id": cmd["step_id"],
+                                    "rank": rank, "exit_code": 1, "exit_signal": 0, "time": time.time()})
+                return
+            tasks = StepTasks(cmd["job_id"], cmd["step_id"], step, node_name=self.name, on_event=self._on_event,
+                              kill_wait=self.kill_wait, extra_env=self.extra_env,
+                              cpu_ids=self.busy_cpu_ids.get(cmd["job_id"]) or self.cpu_ids)
+            steps[key] = tasks
+
+            async def run():
+                try:
+                    await tasks.start()
+                    await tasks.wait()
+                finally:
+                    steps.pop(key, None)
+            asyncio.ensure_future(run())
+        elif tasks is not None:
+            signame = cmd.get("signal")
+            asyncio.ensure_future(tasks.kill(None if signame is None else proctree.signal_number(str(signame))))
 
     def _pick_cpus(self, job_id, count):
         """Bind the job to ``count`` of this virtual node's host CPUs, least used first."""
@@ -221,6 +255,13 @@ class NodeDaemon:
             await asyncio.sleep(0.05)
         for t in tasks:
             t.cancel()
+        # Say goodbye, so the controller stops placing jobs here now rather than
+        # after SlurmdTimeout; registering again brings the node back.
+        try:
+            await asyncio.wait_for(self._call(Client(self.address, timeout=2).request, "POST",
+                                              f"/noded/{self.name}/events", {"events": [{"event": "shutdown"}]}), 3)
+        except (ClientError, asyncio.TimeoutError):
+            pass
         log.info("node daemon %s stopped", self.name)
         # The long-poll thread may sit in a 20 s request; nothing is left to do, so
         # exit now instead of letting asyncio.run join the executor threads.

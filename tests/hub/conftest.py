@@ -116,7 +116,25 @@ class LiveHub:
         self.session.headers["Authorization"] = f"token {TOKEN}"
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self, timeout=60):
+    def start(self, timeout=60, attempts=2):
+        """Start the hub; JupyterHub gives its proxy a hard-coded 10 s to come up, which a
+        loaded 2-core machine can miss, so that one failure is retried once."""
+        for attempt in range(attempts):
+            try:
+                return self._start_once(timeout)
+            except AssertionError as e:
+                if attempt + 1 == attempts or "Failed to start proxy" not in str(e):
+                    raise
+                self._kill_leftover_proxy()
+
+    def _kill_leftover_proxy(self):
+        try:
+            with open(os.path.join(self.cluster.home, "hub", "jupyterhub-proxy.pid")) as f:
+                os.kill(int(f.read().strip()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+    def _start_once(self, timeout):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", HUB_CONFIG], cwd=self.dir,
                                      env=self.env, stdout=log, stderr=subprocess.STDOUT,
