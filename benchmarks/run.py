@@ -2,7 +2,7 @@
 
 import sys
 
-SUITES = {"core": "benchmarks.core"}
+SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel"}
 
 
 def main(suite, extra=()):

@@ -432,6 +432,10 @@ class Cluster:
         job["reason"] = reason or ("NonZeroExitCode" if state == "FAILED" else "None")
         if max_rss_mb is not None:
             job["max_rss_mb"] = max_rss_mb
+        if job.get("interactive"):
+            self._save(job)
+            self.request_schedule()
+            return
         job["steps"] = [s for s in job.get("steps", []) if s.get("step_id") != "batch"] + [{
             "step_id": "batch", "name": "batch", "state": batch_state,
             "exit_code": exit_code, "exit_signal": exit_signal,
@@ -772,7 +776,10 @@ class Cluster:
         self.request_schedule()
         return {"epoch": self.epoch, "node_index": node.index, "cpus": node.cpus,
                 "real_memory": node.real_memory, "gres": node.gres, "kill_wait": self.kill_wait,
-                "cluster_name": self.cluster_name, "resource_problem": node.resource_problem}
+                "cluster_name": self.cluster_name, "resource_problem": node.resource_problem,
+                # node daemons check step credentials with it (sent only over the local,
+                # peer-authenticated socket to a caller with node privileges)
+                "credential_key": self.steps.key.hex()}
 
     def node_seen(self, name):
         node = self.nodes.get(name)

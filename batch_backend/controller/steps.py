@@ -16,6 +16,7 @@ import time
 from .. import hostlist
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..model import FINAL_STATES
+from ..sched.placement import spread_tasks
 
 MPI_TYPES = ("none", "pmi1", "pmi2")
 
@@ -114,12 +115,8 @@ def layout_step(job, body):
         raise InvalidRequest("Requested node configuration is not available",
                              detail_lines=[f"the step needs {n * c} CPUs on {want_nodes} nodes, "
                                            f"the allocation has {sum(job['cpus_per_node'].get(x, 0) for x in nodes)}"])
-    counts = {name: 1 for name in nodes}
-    left = n - len(nodes)
-    for name in nodes:  # block distribution within the allocation
-        extra = min(max(capacity[name] - 1, 0), left)
-        counts[name] += extra
-        left -= extra
+    counts = spread_tasks([(name, capacity[name]) for name in nodes], n)
+    left = n - sum(counts.values())
     i = 0
     while left > 0:  # --overlap beyond the allocation: round robin
         counts[nodes[i % len(nodes)]] += 1

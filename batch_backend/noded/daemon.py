@@ -249,7 +249,8 @@ class NodeDaemon:
         tasks = [asyncio.ensure_future(t) for t in (self.poll_loop(), self.event_loop(), self.stats_loop())]
         await self._stop.wait()
         # Shutting a node down ends its jobs (like a node reboot); report what we can.
-        await asyncio.gather(*(runner.cancel() for runner in list(self.runners.values())))
+        await asyncio.gather(*(runner.cancel() for runner in list(self.runners.values())),
+                             *(tasks.kill(signal.SIGKILL) for tasks in list(self.__dict__.get("step_tasks", {}).values())))
         deadline = time.time() + 3
         while self.finished and time.time() < deadline:
             await asyncio.sleep(0.05)

@@ -93,6 +93,28 @@ def _node_capacity(job, view, exclusive):
     return max(tasks, 0)
 
 
+def spread_tasks(capacities, ntasks):
+    """Tasks per node, as even as capacities allow (Slurm: -N 2 -n 4 -> 2(x2), -n 3 -> 2,1).
+
+    ``capacities`` is [(node, max tasks)] in node order; every node gets at least
+    one task; what a full node cannot take goes to the next ones with room.
+    """
+    n = len(capacities)
+    base, extra = divmod(ntasks, n)
+    tasks, left = {}, 0
+    for i, (name, cap) in enumerate(capacities):
+        want = base + (1 if i < extra else 0)
+        tasks[name] = min(want, cap)
+        left += want - tasks[name]
+    for name, cap in capacities:
+        if left <= 0:
+            break
+        more = min(cap - tasks[name], left)
+        tasks[name] += more
+        left -= more
+    return tasks
+
+
 def place(job, views, *, expand_hostlist=None):
     """Find an allocation for ``job`` on the ordered node ``views`` (of its partition).
 
@@ -137,13 +159,15 @@ def place(job, views, *, expand_hostlist=None):
             room += vc[1]
         if room < ntasks or not chosen:
             return None
-    # Block layout: one task per node first (every node gets work), then fill in order.
-    tasks = {v.name: 1 for v, _ in chosen}
-    left = ntasks - len(chosen)
-    for v, cap in chosen:
-        extra = min(cap - 1, left)
-        tasks[v.name] += extra
-        left -= extra
+    if want_nodes:
+        tasks = spread_tasks([(v.name, cap) for v, cap in chosen], ntasks)
+    else:  # as few nodes as needed, each filled in turn (Slurm: -n 5 on 4-CPU nodes -> 4,1)
+        tasks = {v.name: 1 for v, _ in chosen}
+        left = ntasks - len(chosen)
+        for v, cap in chosen:
+            more = min(cap - 1, left)
+            tasks[v.name] += more
+            left -= more
     alloc = Allocation([v.name for v, _ in chosen], tasks, {}, {}, {})
     gpus = gpu_count(job.get("gres"))
     for v, _ in chosen:
