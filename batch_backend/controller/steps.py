@@ -8,13 +8,11 @@ to every node of the step, and folds the ``task_ended`` reports into the
 step's state; srun polls the step until it is final.
 """
 
-import hashlib
-import hmac
 import os
-import time
 
 from .. import hostlist
 from ..errors import Conflict, InvalidRequest, NotFound
+from ..credential import sign_step
 from ..model import FINAL_STATES
 from ..sched.placement import spread_tasks
 
@@ -41,25 +39,6 @@ def credential_key(state_dir):
         with os.fdopen(fd, "wb") as f:
             f.write(key)
         return key
-
-
-def sign_step(key, job_id, step_id, uid, nodelist, expires):
-    """Slurm's job credential, in spirit: an HMAC over what a node must not be fooled about."""
-    msg = f"{job_id}:{step_id}:{uid}:{nodelist}:{int(expires)}".encode()
-    return f"{int(expires)}:{hmac.new(key, msg, hashlib.sha256).hexdigest()}"
-
-
-def verify_step(key, credential, job_id, step_id, uid, nodelist, now=None):
-    """True if ``credential`` was signed by the controller for exactly this step and is unexpired."""
-    try:
-        expires_text, digest = credential.split(":", 1)
-        expires = int(expires_text)
-    except (AttributeError, ValueError):
-        return False
-    if (now or time.time()) > expires:
-        return False
-    want = sign_step(key, job_id, step_id, uid, nodelist, expires).split(":", 1)[1]
-    return hmac.compare_digest(want, digest)
 
 
 def _check(body):

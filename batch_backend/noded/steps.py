@@ -118,7 +118,7 @@ def credential_ok(key, step, job_id, step_id):
     """
     if not key:
         return True
-    from ..controller.steps import verify_step  # the signing format lives with the signer
+    from ..credential import verify_step
     if isinstance(key, str):
         key = bytes.fromhex(key)
     return verify_step(key, step.get("credential") or "", job_id, step_id, step.get("uid"), step.get("nodelist"))
