@@ -17,12 +17,15 @@ from .. import hostlist
 from ..errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from ..model import ACTIVE_STATES, FINAL_STATES
 from ..patterns import expand_output_pattern
-from ..sched import fifo
+from ..sched import backfill, fifo
 from .dependencies import dependency_state, validate_dependency
 from .jobs import build_job, check_submission, format_array_pending
 from .nodes import NodeRecord
 
 log = logging.getLogger("batchhub.controller")
+
+#: job states that hold resources on nodes
+HOLDING_STATES = ("RUNNING", "COMPLETING", "SUSPENDED")
 
 
 class Cluster:
@@ -53,6 +56,11 @@ class Cluster:
                 self.default_partition = p["name"]
         if self.default_partition is None and self.partitions:
             self.default_partition = next(iter(self.partitions))
+        # SchedulerType: sched/backfill (Slurm's default) or sched/builtin (priority FIFO)
+        from ..conf import scheduler_parameters
+        sched_type = str(get_option(conf, "SchedulerType", "sched/backfill")).lower()
+        self.policy = fifo if sched_type == "sched/builtin" else backfill
+        self.backfill_params = backfill.params_from_scheduler_parameters(scheduler_parameters(conf))
         self.jobs = {}        # job_id -> job dict (active + recently finished)
         self.pending = {}     # job_id -> job dict, submit order
         self.order_dirty = False
@@ -252,7 +260,7 @@ class Cluster:
             ordered = sorted(self.pending.values(), key=lambda j: (-j["priority"], j["submit_time"], j["job_id"]))
             self.pending = {j["job_id"]: j for j in ordered}
             self.order_dirty = False
-        state = fifo.SchedState(
+        common = dict(
             nodes={n: r.view() for n, r in self.nodes.items()},
             partitions=self.partitions,
             pending=list(self.pending.values()),
@@ -260,7 +268,13 @@ class Cluster:
             dependency_state=lambda job: dependency_state(job, self._lookup_any, self._jobs_of_user),
             expand_hostlist=hostlist.expand,
         )
-        decisions = fifo.schedule(state, now)
+        if self.policy is backfill:
+            state = backfill.BackfillState(
+                **common, running=[j for j in self.jobs.values() if j["state"] in HOLDING_STATES],
+                **self.backfill_params)
+        else:
+            state = fifo.SchedState(**common)
+        decisions = self.policy.schedule(state, now)
         self.blocked_partitions = state.blocked
         changed = []
         starts = []
@@ -270,9 +284,13 @@ class Cluster:
                 continue
             if isinstance(d, fifo.SetReason):
                 job["reason"] = d.reason
-                if d.reason == "DependencyNeverSatisfied" and self._opt("DependencyNeverSatisfiedCancel", "no") == "yes":
-                    pass
                 changed.append(job)
+            elif isinstance(d, backfill.Estimate):
+                # the planner's opinion, not a fact: served by the API, not journaled
+                job["start_time"] = d.start_time
+                job["start_estimated"] = d.start_time is not None
+                job["sched_nodes"] = hostlist.compress(d.nodes) if d.nodes else ""
+                self.json_cache.pop(job["job_id"], None)
             else:
                 started = self._start(job, d.allocation, now)
                 changed.extend(started)
@@ -321,6 +339,7 @@ class Cluster:
         job["reason"] = "None"
         job["start_time"] = now
         job["start_estimated"] = False
+        job["sched_nodes"] = ""
         job["end_time"] = None if job["time_limit"] is None else now + job["time_limit"] * 60
         job["nodes"] = list(alloc.nodes)
         job["nodelist"] = hostlist.compress(alloc.nodes)

@@ -53,7 +53,7 @@ class Controller:
             "KillWait": f"{self.cluster.kill_wait:g} sec",
             "MinJobAge": f"{self.cluster.min_job_age:g} sec",
             "SlurmdTimeout": f"{self.cluster.slurmd_timeout:g} sec",
-            "SchedulerType": "sched/builtin (priority FIFO, event-driven)",
+            "SchedulerType": "sched/backfill" if self.cluster.policy.__name__.endswith("backfill") else "sched/builtin",
             "SelectType": "select/cons_tres",
             "SlurmctldPid": str(os.getpid()),
             "BOOT_TIME": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),

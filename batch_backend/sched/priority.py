@@ -271,19 +271,23 @@ class UsageTracker:
     def usage(self, account, user, now):
         """Decayed CPU-seconds of one association (sshare RawUsage)."""
         self._maybe_reset(now)
-        return self.scaled.get((account, user), 0.0) / self._scale(now)
+        scale = self._scale(now)  # first: it may rebase the stored values
+        return self.scaled.get((account, user), 0.0) / scale
 
     def account_usage(self, account, now):
         self._maybe_reset(now)
-        return sum(v for (a, _), v in self.scaled.items() if a == account) / self._scale(now)
+        scale = self._scale(now)
+        return sum(v for (a, _), v in self.scaled.items() if a == account) / scale
 
     def total_usage(self, now):
         self._maybe_reset(now)
-        return self.scaled_total / self._scale(now)
+        scale = self._scale(now)
+        return self.scaled_total / scale
 
     def normalized_usage(self, account, user, now):
         """Share of the cluster's decayed usage (sshare NormUsage), in [0, 1]."""
         self._maybe_reset(now)
+        self._scale(now)
         total = self.scaled_total
         return self.scaled.get((account, user), 0.0) / total if total > 0 else 0.0
 

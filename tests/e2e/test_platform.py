@@ -3,7 +3,7 @@
 import os
 import time
 
-from conftest import process_running
+from cluster_support import process_running
 
 
 def test_up_is_idempotent_and_down_stops_everything(make_cluster):
@@ -109,3 +109,31 @@ def subprocess_kill(marker):
                         os.kill(int(pid), signal.SIGKILL)
             except OSError:
                 pass
+
+
+def test_backfill_starts_small_jobs_that_delay_nobody_and_shows_estimates(make_cluster):
+    c = make_cluster("SlurmdParameters=config_overrides\nNodeName=bf1 CPUs=2 RealMemory=100\n"
+                     "PartitionName=p Nodes=ALL Default=YES\n")
+    running = c.sbatch("-c", "1", "-t", "10", "-o", "/dev/null", "--wrap=sleep 60")
+    c.wait_state(running, "RUNNING")
+    big = c.sbatch("-c", "2", "-t", "10", "-o", "/dev/null", "--wrap=true")
+    short = c.sbatch("-c", "1", "-t", "1", "-o", "/dev/null", "--wrap=sleep 30")
+    long = c.sbatch("-c", "1", "-t", "20", "-o", "/dev/null", "--wrap=true")
+    # the short job fits in the hole before the big job's planned start: it starts now
+    assert c.wait_state(short, "RUNNING") == "RUNNING"
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        big_job, long_job = c.job(big), c.job(long)
+        if big_job["StartTime"] != "Unknown" and long_job["JobState"] == "PENDING":
+            break
+        time.sleep(0.1)
+    # the big job waits for resources with a planned start about when the first job's limit ends
+    assert big_job["JobState"] == "PENDING" and big_job["Reason"] == "Resources"
+    run_start = time.mktime(time.strptime(c.job(running)["StartTime"], "%Y-%m-%dT%H:%M:%S"))
+    planned = time.mktime(time.strptime(big_job["StartTime"], "%Y-%m-%dT%H:%M:%S"))
+    assert run_start + 600 <= planned <= run_start + 600 + 120
+    # the long job would delay it, so it waits
+    assert long_job["JobState"] == "PENDING"
+    out = c.run("squeue", "--start", "-h", "-j", str(big)).stdout
+    assert big_job["StartTime"] in out and "bf1" in out
+    c.run("scancel", str(running), str(big), str(short), str(long))

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import TEST_CONF, LiveCluster
+from cluster_support import TEST_CONF, LiveCluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import squeue_ids
+from hub_helpers import squeue_ids
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import LiveHub, make_hub_cluster, squeue_ids
+from hub_helpers import LiveHub, make_hub_cluster, squeue_ids
 from hub_helpers import messages
 
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from batch_backend.client import Client
-from conftest import ADMIN_PASSWORD
+from hub_helpers import ADMIN_PASSWORD
 from hub_helpers import messages
 
 
