@@ -60,7 +60,13 @@ class Cluster:
         from ..conf import scheduler_parameters
         sched_type = str(get_option(conf, "SchedulerType", "sched/backfill")).lower()
         self.policy = fifo if sched_type == "sched/builtin" else backfill
-        self.backfill_params = backfill.params_from_scheduler_parameters(scheduler_parameters(conf))
+        sched_params = scheduler_parameters(conf)
+        self.backfill_params = backfill.params_from_scheduler_parameters(sched_params)
+        try:
+            self.bf_interval = float(sched_params.get("bf_interval", 1))
+        except (TypeError, ValueError):
+            self.bf_interval = 1.0
+        self.last_backfill = 0.0
         self.jobs = {}        # job_id -> job dict (active + recently finished)
         self.pending = {}     # job_id -> job dict, submit order
         self.order_dirty = False
@@ -268,13 +274,19 @@ class Cluster:
             dependency_state=lambda job: dependency_state(job, self._lookup_any, self._jobs_of_user),
             expand_hostlist=hostlist.expand,
         )
-        if self.policy is backfill:
+        # Like slurmctld: every event runs the cheap main scheduler (priority order, stop at
+        # the first job that cannot start: it can never delay a higher-priority job); the
+        # backfill planner, which costs milliseconds per pass on a long queue, runs every
+        # bf_interval seconds and is what starts jobs out of order and estimates starts.
+        use_backfill = self.policy is backfill and now - self.last_backfill >= self.bf_interval
+        if use_backfill:
+            self.last_backfill = now
             state = backfill.BackfillState(
                 **common, running=[j for j in self.jobs.values() if j["state"] in HOLDING_STATES],
                 **self.backfill_params)
         else:
             state = fifo.SchedState(**common)
-        decisions = self.policy.schedule(state, now)
+        decisions = (backfill if use_backfill else fifo).schedule(state, now)
         self.blocked_partitions = state.blocked
         changed = []
         starts = []
@@ -849,6 +861,10 @@ class Cluster:
         elif job["state"] == "PENDING":
             self.cancel([str(job["job_id"])], caller)
         return job
+
+    def backfill_due(self):
+        """Pending work and a backfill pass older than bf_interval: time for one."""
+        return bool(self.pending) and self.policy is backfill and self.now() - self.last_backfill >= self.bf_interval
 
     def enforce_interactive_limits(self):
         """No batch script watches an srun/salloc allocation: its time limit is the controller's job."""

@@ -17,6 +17,7 @@ import tornado.netutil
 
 from .. import conf as confmod
 from .. import __version__
+from ..auth.authority import Authority, AuthConfigError, parse_tcp_address, ssl_context
 from .api import make_app
 from .cluster import Cluster
 from .journal import Journal
@@ -34,6 +35,10 @@ class Controller:
         self.socket_path = socket_path
         self.state_dir = state_dir
         os.makedirs(state_dir, exist_ok=True)
+        # opt-in TCP listener: callers there authenticate with HS256 JWTs (a bad setting stops the start)
+        self.tcp_address = parse_tcp_address(confmod.get_option(conf, "BatchHubTCPAddress"))
+        self.tls = ssl_context(conf) if self.tcp_address else None
+        self.authority = Authority(conf, state_dir, required=self.tcp_address is not None)
         sync = confmod.get_option(conf, "JournalSync", "NORMAL")
         self.journal = Journal(os.path.join(state_dir, "journal.sqlite"), sync=sync)
         self.cluster = Cluster(conf, self.journal)
@@ -72,6 +77,22 @@ class Controller:
         log.info("recovered %d jobs in %.0f ms", n, (time.perf_counter() - t0) * 1000)
         app = make_app(self)
         server = tornado.httpserver.HTTPServer(app, xheaders=False, idle_connection_timeout=3600)
+        tcp_server = None
+        if self.tcp_address:
+            # bound before the Unix socket: a listener that cannot start stops the controller
+            host, port = self.tcp_address
+            try:
+                tcp_socks = tornado.netutil.bind_sockets(port, host, backlog=1024)
+            except OSError as e:
+                log.error("cannot start: BatchHubTCPAddress=%s:%d: %s", host, port, e.strerror or e)
+                self.journal.close()
+                raise SystemExit(1) from None
+            tcp_server = tornado.httpserver.HTTPServer(app, xheaders=False, idle_connection_timeout=3600,
+                                                      ssl_options=self.tls)
+            tcp_server.add_sockets(tcp_socks)
+            bound = tcp_socks[0].getsockname()
+            log.info("listening on TCP %s:%d (%s, token authentication)", bound[0], bound[1],
+                     "TLS" if self.tls else "plain HTTP")
         os.makedirs(os.path.dirname(self.socket_path) or ".", exist_ok=True)
         sock = tornado.netutil.bind_unix_socket(self.socket_path, mode=0o666, backlog=1024)
         server.add_socket(sock)
@@ -85,6 +106,8 @@ class Controller:
         await self._stop.wait()
         ticker.cancel()
         server.stop()
+        if tcp_server is not None:
+            tcp_server.stop()
         try:
             os.unlink(self.socket_path)
         except OSError:
@@ -104,12 +127,17 @@ class Controller:
                 self.cluster.check_node_timeouts()
                 self.cluster.enforce_interactive_limits()
                 self.cluster.purge_old_jobs()
-                if any(j.get("begin_time") or j.get("dependency") for j in self.cluster.pending.values()):
+                if self.cluster.backfill_due() or any(
+                        j.get("begin_time") or j.get("dependency") for j in self.cluster.pending.values()):
                     self.cluster.request_schedule()
             except Exception:  # keep the controller alive; the log says what broke
                 log.exception("housekeeping failed")
 
 
 def run_controller(conf, conf_path, socket_path, state_dir):
-    controller = Controller(conf, conf_path, socket_path, state_dir)
+    try:
+        controller = Controller(conf, conf_path, socket_path, state_dir)
+    except AuthConfigError as e:
+        log.error("cannot start: %s", e)
+        raise SystemExit(1) from None
     asyncio.run(controller.run())
