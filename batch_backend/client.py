@@ -249,6 +249,13 @@ class Client:
         """hold, uhold, release, requeue, requeuehold, suspend, resume, top."""
         return self.request("POST", f"/jobs/{_quote_id(job_id)}/{action}", {})
 
+    def extension_check(self, job_id, minutes):
+        """Would adding ``minutes`` to a running job's limit delay another job's planned start?
+
+        Returns {"ok": bool, "reason": str, "delays": [{"job_id", "before", "after"}]}.
+        """
+        return self.request("GET", f"/jobs/{_quote_id(job_id)}/extension", query={"minutes": minutes})
+
     def accounting(self, *, ids=None, users=None, start=None, end=None, states=None,
                    partitions=None, names=None):
         """Job records for sacct: every job (finished ones too) with its steps."""

@@ -30,9 +30,9 @@ async def extend_time(address, job_id, minutes):
     """Add ``minutes`` to a running job's limit if its partition allows it.
 
     Returns ``(ok, message, new_limit_minutes)``. The controller lets only admins
-    raise a limit; the hub is one, so the partition's MaxTime is checked here.
-    (Whether the extension would delay another job's planned start needs the
-    planner's answer: see the hub issue's report.)
+    raise a limit; the hub is one, so it first asks the controller's planner
+    whether the extension stays within the partition's MaxTime and delays no
+    other job's planned start, and says why not otherwise.
     """
     if not job_id:
         return False, "This server has no job.", None
@@ -53,6 +53,12 @@ async def extend_time(address, job_id, minutes):
     if limit is not None and wanted > limit:
         return (False, f"Partition {job['partition']} allows at most {duration(limit * 60)}; the job "
                 f"already has {duration(current * 60)}.", current)
+    try:
+        check = await call(address, "extension_check", job_id, minutes)
+    except ClientError as e:
+        return False, f"The controller could not be asked: {e}", current
+    if not check.get("ok"):
+        return False, f"Not extended: {check.get('reason') or 'the queue said no'}.", current
     try:
         await call(address, "update_job", job_id, time_limit=wanted)
     except ClientError as e:

@@ -10,6 +10,8 @@ after validation succeeded).
 import json
 import logging
 import os
+import pwd
+import socket
 import time
 
 import tornado.web
@@ -17,7 +19,8 @@ import tornado.web
 from .. import __version__
 from ..errors import AuthenticationFailed, BatchError, InvalidRequest, NotFound, PermissionDenied
 from ..api.openapi import openapi_document
-from .identity import identity_for_uid, peer_credentials
+from ..auth import jwt
+from .identity import Identity, identity_for_uid, peer_credentials
 
 log = logging.getLogger("batchhub.api")
 audit = logging.getLogger("batchhub.audit")
@@ -35,17 +38,67 @@ class BaseHandler(tornado.web.RequestHandler):
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json")
 
+    def prepare(self):
+        # TCP has no kernel-verified identity: every request there (reads too) needs a valid token
+        sock = getattr(self.request.connection.stream, "socket", None)
+        if sock is None or sock.family != socket.AF_UNIX:
+            self.caller
+
     @property
     def caller(self):
+        """Who is calling: SO_PEERCRED on the Unix socket; a verified bearer JWT on TCP."""
         ident = getattr(self, "_caller", None)
         if ident is None:
             stream = self.request.connection.stream
             creds = peer_credentials(getattr(stream, "socket", None))
             if creds is None:
-                raise AuthenticationFailed("authentication required")
-            _, uid, gid = creds
-            ident = self._caller = identity_for_uid(uid, gid)
+                ident = self._token_identity()
+            else:
+                _, uid, gid = creds
+                ident = identity_for_uid(uid, gid)
+                authority = getattr(self.controller, "authority", None)
+                if not ident.admin and authority is not None and authority.is_admin(uid, ident.user):
+                    ident = Identity(uid=ident.uid, gid=ident.gid, user=ident.user, admin=True, node=ident.node)
+            self._caller = ident
         return ident
+
+    def _token_identity(self):
+        """TCP: the identity is the ``sun`` of a valid ``Authorization: Bearer <jwt>``."""
+        self._transport = "tcp"
+        authority = getattr(self.controller, "authority", None)
+        try:
+            token = jwt.bearer_token(self.request.headers.get("Authorization"))
+            if token is None:
+                raise jwt.TokenError("missing", "missing token (send 'Authorization: Bearer <token>'; "
+                                                "get one with 'scontrol token')")
+            if authority is None:
+                raise jwt.TokenError("no_key", "token authentication is not enabled on this controller")
+            claims = authority.verify(token)
+        except jwt.TokenError as e:
+            raise AuthenticationFailed(f"Authentication failure: {e.message}", reason=e.reason) from None
+        user = claims["sun"]
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            raise AuthenticationFailed(f"Authentication failure: token user {user!r} does not exist on this host",
+                                       reason="unknown_user") from None
+        admin = authority.is_admin(pw.pw_uid, user)
+        # over TCP a node daemon is whoever holds an admin token (its node credential)
+        return Identity(uid=pw.pw_uid, gid=pw.pw_gid, user=user, admin=admin, node=admin)
+
+    def who(self):
+        """The caller as the audit log names it (never raises)."""
+        transport = getattr(self, "_transport", "unix")
+        peer = self.request.remote_ip if transport == "tcp" else "socket"
+        ident = getattr(self, "_caller", None)
+        if ident is not None:
+            return f"user={ident.user} uid={ident.uid} via={transport}:{peer}"
+        if transport == "tcp":
+            header = self.request.headers.get("Authorization") or ""
+            claimed = jwt.unverified_claims(header.partition(" ")[2].strip()).get("sun")
+            claimed = f" claimed_user={claimed!r}" if claimed else ""
+            return f"user=(unauthenticated){claimed} via=tcp:{peer}"
+        return f"user=(unknown) via={transport}:{peer}"
 
     def body(self):
         if not self.request.body:
@@ -81,7 +134,10 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, (AuthenticationFailed, PermissionDenied)):
-            audit.warning("denied %s %s: %s", self.request.method, self.request.uri, value)
+            status = 401 if isinstance(value, AuthenticationFailed) else 403
+            reason = value.details.get("reason")
+            audit.warning("%d denied %s %s %s: %s%s", status, self.who(), self.request.method, self.request.path,
+                          value, f" [reason={reason}]" if reason else "")
         elif isinstance(value, BatchError):
             log.debug("%s %s: %s", self.request.method, self.request.uri, value)
         else:
@@ -146,7 +202,8 @@ class CancelHandler(BaseHandler):
                                      users=b.get("users"), names=b.get("names"),
                                      partitions=b.get("partitions"), states=states)
         if result["denied"]:
-            audit.warning("uid %s denied cancel of %s", self.caller.uid, result["denied"])
+            audit.warning("403 denied %s POST %s: cancel of jobs %s: Access/permission denied",
+                          self.who(), self.request.path, ",".join(str(i) for i in result["denied"]))
         self.reply(result)
 
 
@@ -176,6 +233,15 @@ class StepCancelHandler(BaseHandler):
             raise InvalidRequest("field 'signal' must be a signal name or number")
         self.reply({"step": self.cluster.steps.cancel(id_text, step_id, self.caller,
                                                       signal=None if signal is None else str(signal))})
+
+
+class ExtensionHandler(BaseHandler):
+    def get(self, id_text):
+        try:
+            minutes = int(self.get_query_argument("minutes", ""))
+        except ValueError:
+            raise InvalidRequest("query argument 'minutes' must be an integer") from None
+        self.reply(self.cluster.extension_check(id_text, minutes, self.caller))
 
 
 class CompleteHandler(BaseHandler):
@@ -271,6 +337,48 @@ class PartitionsHandler(BaseHandler):
 class ConfigHandler(BaseHandler):
     def get(self):
         self.reply({"config": self.controller.config_dict()})
+
+
+class TokensHandler(BaseHandler):
+    """``scontrol token``: mint an HS256 JWT; users for themselves, admins for anyone."""
+
+    def post(self):
+        b = self.body()
+        caller = self.caller
+        username = b.get("username")
+        if username in (None, ""):
+            username = caller.user
+        if not isinstance(username, str):
+            raise InvalidRequest("field 'username' must be a user name")
+        lifespan = b.get("lifespan")
+        if lifespan is None:
+            lifespan = jwt.DEFAULT_LIFESPAN
+        if isinstance(lifespan, bool) or not isinstance(lifespan, int) or lifespan <= 0:
+            raise InvalidRequest("Invalid lifespan: must be a positive number of seconds")
+        if username != caller.user and not caller.admin:
+            raise PermissionDenied(f"Access/permission denied: only admins may create tokens for other users "
+                                   f"(asked for {username!r})")
+        authority = getattr(self.controller, "authority", None)
+        if authority is not None and not caller.admin:
+            if authority.disable_token_creation:
+                raise PermissionDenied("Access/permission denied: token creation is disabled for users "
+                                       "(AuthAltParameters=disable_token_creation)")
+            if authority.max_token_lifespan and lifespan > authority.max_token_lifespan:
+                raise InvalidRequest(f"Invalid lifespan: {lifespan} s exceeds "
+                                     f"max_token_lifespan={authority.max_token_lifespan}")
+        try:
+            pwd.getpwnam(username)
+        except KeyError:
+            raise InvalidRequest(f"Invalid user: {username}") from None
+        try:
+            if authority is None:
+                raise jwt.KeyFileError("token authentication is not enabled on this controller")
+            token = authority.mint(username, lifespan)
+        except jwt.KeyFileError as e:
+            raise BatchError(f"Token creation failed: {e}") from None
+        audit.info("token issued for user=%s lifespan=%ds to %s", username, lifespan, self.who())
+        self.reply({"token": token, "username": username, "lifespan": lifespan,
+                    "expires": int(time.time()) + lifespan}, status=201)
 
 
 class ShutdownHandler(BaseHandler):
@@ -373,12 +481,14 @@ def make_app(controller):
         (rf"/v1/jobs/{ID_RE}/steps/([0-9]+|batch)", StepHandler),
         (rf"/v1/jobs/{ID_RE}/steps/([0-9]+)/cancel", StepCancelHandler),
         (rf"/v1/jobs/{ID_RE}/complete", CompleteHandler),
+        (rf"/v1/jobs/{ID_RE}/extension", ExtensionHandler),
         (r"/v1/accounting/jobs", AccountingHandler),
         (r"/v1/nodes", NodesHandler),
         (r"/v1/nodes/update", NodeUpdateHandler),
         (r"/v1/partitions", PartitionsHandler),
         (r"/v1/config", ConfigHandler),
         (r"/v1/shutdown", ShutdownHandler),
+        (r"/v1/tokens", TokensHandler),
         (r"/v1/noded/([A-Za-z0-9_.\-]+)/register", NodeRegisterHandler),
         (r"/v1/noded/([A-Za-z0-9_.\-]+)/commands", NodeCommandsHandler),
         (r"/v1/noded/([A-Za-z0-9_.\-]+)/events", NodeEventsHandler),
@@ -390,6 +500,7 @@ def make_app(controller):
 
 class NotFoundHandler(BaseHandler):
     def prepare(self):
+        super().prepare()
         raise NotFound(f"no such endpoint: {self.request.method} {self.request.path}")
 
 

@@ -862,6 +862,61 @@ class Cluster:
             self.cancel([str(job["job_id"])], caller)
         return job
 
+    def extension_check(self, id_text, minutes, caller):
+        """Would adding ``minutes`` to a running job's limit delay any pending job's planned start?
+
+        Asks the backfill planner twice, on copies (nothing changes): once as things
+        are, once with the longer limit; any pending job planned later the second
+        time (or no longer starting now) is delayed by the extension.
+        """
+        jobs = self.find(id_text)
+        if not jobs:
+            raise NotFound("Invalid job id specified")
+        job = jobs[0]
+        self._check_owner(job, caller)
+        if job["state"] != "RUNNING" or job.get("time_limit") is None:
+            return {"ok": False, "reason": f"job {job['job_id']} is not running with a time limit", "delays": []}
+        if not isinstance(minutes, int) or minutes <= 0:
+            raise InvalidRequest("minutes must be a positive integer")
+        wanted = job["time_limit"] + minutes
+        limit = self.partitions[job["partition"]].get("max_time")
+        if limit is not None and wanted > limit:
+            return {"ok": False, "delays": [],
+                    "reason": f"partition {job['partition']} allows at most {limit} minutes"}
+        now = self.now()
+
+        def plan(extended):
+            running = []
+            for j in self.jobs.values():
+                if j["state"] in HOLDING_STATES:
+                    if extended and j["job_id"] == job["job_id"]:
+                        j = dict(j, time_limit=wanted, end_time=j["start_time"] + wanted * 60)
+                    running.append(j)
+            pending = [dict(j, start_estimated=False, start_time=None) for j in self.pending.values()]
+            state = backfill.BackfillState(
+                nodes={n: r.view() for n, r in self.nodes.items()}, partitions=self.partitions, pending=pending,
+                running_array_tasks=dict(self.running_array_tasks),
+                dependency_state=lambda j: dependency_state(j, self._lookup_any, self._jobs_of_user),
+                expand_hostlist=hostlist.expand, running=running, **self.backfill_params)
+            starts = {}
+            for d in backfill.schedule(state, now):
+                if isinstance(d, fifo.Start):
+                    starts.setdefault(d.job_id, now)
+                elif isinstance(d, backfill.Estimate) and d.start_time is not None:
+                    starts[d.job_id] = d.start_time
+            return starts
+
+        before, after = plan(False), plan(True)
+        delays = [{"job_id": jid, "before": t, "after": after.get(jid)}
+                  for jid, t in sorted(before.items())
+                  if after.get(jid) is None or after[jid] > t + 1]
+        if delays:
+            first = delays[0]
+            return {"ok": False, "delays": delays,
+                    "reason": f"it would delay the planned start of job {first['job_id']}"
+                              + (f" and {len(delays) - 1} more" if len(delays) > 1 else "")}
+        return {"ok": True, "delays": [], "reason": "", "new_time_limit": wanted}
+
     def backfill_due(self):
         """Pending work and a backfill pass older than bf_interval: time for one."""
         return bool(self.pending) and self.policy is backfill and self.now() - self.last_backfill >= self.bf_interval

@@ -137,3 +137,27 @@ def test_backfill_starts_small_jobs_that_delay_nobody_and_shows_estimates(make_c
     out = c.run("squeue", "--start", "-h", "-j", str(big)).stdout
     assert big_job["StartTime"] in out and "bf1" in out
     c.run("scancel", str(running), str(big), str(short), str(long))
+
+
+def test_extension_check_refuses_when_it_would_delay_a_planned_start(make_cluster):
+    from batch_backend.client import Client
+    c = make_cluster("SlurmdParameters=config_overrides\nSchedulerParameters=bf_interval=0\n"
+                     "NodeName=x1 CPUs=2 RealMemory=100\nNodeName=x2 CPUs=1 RealMemory=100\n"
+                     "PartitionName=p Nodes=x1 Default=YES MaxTime=60\nPartitionName=q Nodes=x2 MaxTime=60\n")
+    blocker = c.sbatch("-c", "1", "-t", "5", "-o", "/dev/null", "--wrap=sleep 60")
+    alone = c.sbatch("-p", "q", "-t", "5", "-o", "/dev/null", "--wrap=sleep 60")
+    c.wait_state(blocker, "RUNNING")
+    c.wait_state(alone, "RUNNING")
+    waiting = c.sbatch("-c", "2", "-t", "5", "-o", "/dev/null", "--wrap=true")
+    client = Client(c.socket)
+    deadline = time.time() + 10
+    while c.job(waiting)["StartTime"] == "Unknown" and time.time() < deadline:
+        time.sleep(0.1)
+    answer = client.extension_check(blocker, 10)
+    assert answer["ok"] is False
+    assert [d["job_id"] for d in answer["delays"]] == [waiting]
+    assert f"job {waiting}" in answer["reason"]
+    assert client.extension_check(alone, 10)["ok"] is True       # nobody waits behind it
+    too_long = client.extension_check(alone, 100)
+    assert too_long["ok"] is False and "at most 60 minutes" in too_long["reason"]
+    c.run("scancel", str(blocker), str(alone), str(waiting))
