@@ -291,10 +291,21 @@ def scontrol_node(rec):
         "real_memory": int_or_none(rec.get("RealMemory")) or 0,
         "alloc_memory": int_or_none(rec.get("AllocMem")) or 0,
         "gres": unset_to_empty(rec.get("Gres")),
+        "alloc_gpus": tres_count(rec.get("AllocTRES"), "gres/gpu"),
         "features": [f for f in unset_to_empty(rec.get("AvailableFeatures")).split(",") if f],
         "partitions": [p for p in unset_to_empty(rec.get("Partitions")).split(",") if p],
         "address": rec.get("NodeAddr", ""), "hostname": rec.get("NodeHostName", ""),
     }
+
+
+def tres_count(text, name):
+    """The count of *name* (``gres/gpu``) in a TRES string (``cpu=3,mem=500M,gres/gpu=1``); 0 if absent."""
+    total = 0
+    for item in unset_to_empty(text).split(","):
+        key, _, value = item.partition("=")
+        if key == name or key.startswith(name + ":"):
+            total += int_or_none(value) or 0
+    return total
 
 
 def scontrol_partition(rec):

@@ -9,6 +9,7 @@ queue is mocked. ``backend_name`` runs a test once through
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from kernel_ext.ipcluster_magic import IPClusterMagics
 from kernel_ext.magics import SlurmMagics
 
 
@@ -17,6 +18,7 @@ def ip():
     """The IPython shell with the queue magics registered."""
     shell = InteractiveShell.instance()
     shell.register_magics(SlurmMagics)
+    shell.register_magics(IPClusterMagics)
     return shell
 
 
