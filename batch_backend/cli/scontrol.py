@@ -50,6 +50,9 @@ scontrol [<OPTION>] [<COMMAND>]
                               records; ENTITY: config, hostlist, hostlistsorted,
                               hostnames, job, node, partition
      suspend <job_list>       suspend specified job
+     token [lifespan=<lifespan>] [username=<username>]
+                              get a token (JWT) for authentication to the
+                              controller over TCP
      top <job_list>           put specified job first in the user's queue
      uhold <job_list>         place user hold on specified job
      update <SPECIFICATIONS>  update job or node configuration
@@ -333,6 +336,26 @@ def job_action(action, args):
     return rc
 
 
+def token(args):
+    """``scontrol token [lifespan=SECONDS] [username=NAME]``: print ``SLURM_JWT=<token>`` like Slurm."""
+    body = {}
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        low = key.lower()
+        if eq and low == "lifespan":
+            if not value.isascii() or not value.isdigit() or int(value) <= 0:
+                raise UsageError(f"Invalid lifespan value: {value}")
+            body["lifespan"] = int(value)
+        elif eq and low == "username" and value:
+            body["username"] = value
+        else:
+            raise UsageError(f"Invalid token option: {arg}")
+    from ..client import Client
+    answer = Client().request("POST", "/tokens", body)
+    common.write_out(f"SLURM_JWT={answer['token']}\n")
+    return 0
+
+
 def ping():
     from ..client import Client, ControllerUnreachable
     client = Client()
@@ -369,6 +392,8 @@ def run(argv):
         return job_action(command, rest)
     if command == "ping":
         return ping()
+    if command == "token":
+        return token(rest)
     raise UsageError(f"Invalid command: {args[0]}")
 
 

@@ -130,6 +130,8 @@ class BaseHandler(tornado.web.RequestHandler):
         else:
             status, code, message, details = 500, "internal_error", "internal error (see controller log)", {}
         self.set_status(status)
+        if status == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="batchhub"')  # RFC 6750
         self.finish(json.dumps({"error": {"code": code, "message": message, "details": details}}))
 
     def log_exception(self, typ, value, tb):

@@ -1,0 +1,1 @@
+"""Authentication for callers that the kernel cannot vouch for (TCP): signed tokens."""
