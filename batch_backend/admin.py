@@ -66,6 +66,15 @@ def _spawn(argv, logfile, pidfile, env):
     return proc
 
 
+def _last_line(path):
+    try:
+        with open(path, errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+        return lines[-1][-200:] if lines else "no log output"
+    except OSError:
+        return "no log"
+
+
 def _ping(socket_path):
     from .client import Client, ClientError
     try:
@@ -93,12 +102,13 @@ def cmd_up(args, layout):
     if _ping(socket_path):
         print(f"controller already running on {socket_path}")
     else:
-        _spawn(exe + ["controller", "--conf", conf_path, "--socket", socket_path],
-               os.path.join(layout.log_dir, "controller.log"), ctl_pid, env)
+        proc = _spawn(exe + ["controller", "--conf", conf_path, "--socket", socket_path],
+                      os.path.join(layout.log_dir, "controller.log"), ctl_pid, env)
         deadline = time.time() + 30
         while not _ping(socket_path):
-            if time.time() > deadline:
-                print(f"batchhub: error: controller did not start; see {layout.log_dir}/controller.log",
+            if proc.poll() is not None or time.time() > deadline:
+                why = _last_line(os.path.join(layout.log_dir, "controller.log"))
+                print(f"batchhub: error: controller did not start ({why}); see {layout.log_dir}/controller.log",
                       file=sys.stderr)
                 return 1
             time.sleep(0.05)
@@ -349,7 +359,7 @@ def main(argv=None):
     p = sub.add_parser("config", help="print the embedded default slurm.conf for this machine")
     p.set_defaults(func=cmd_config)
     p = sub.add_parser("bench", help="run a benchmark suite and print a table")
-    p.add_argument("suite", choices=["core", "parallel"])
+    p.add_argument("suite", choices=["core", "parallel", "hub"])
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
