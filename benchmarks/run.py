@@ -2,7 +2,7 @@
 
 import sys
 
-SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel"}
+SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel", "hub": "benchmarks.hub"}
 
 
 def main(suite, extra=()):
