@@ -84,6 +84,17 @@ def test_backfill_beats_fifo_on_mean_wait_without_delaying_the_wide_job():
     assert bf_m["makespan"] < fifo_m["makespan"]
 
 
+def test_bf_interval_runs_fifo_between_backfill_passes_as_slurm_does():
+    outcome = ("mean_wait", "p95_wait", "makespan", "backfilled", "utilization")
+    every_event = simulate(records(*CRAFTED), nodes=2, cpus=4, policy="backfill")
+    often = simulate(records(*CRAFTED), nodes=2, cpus=4, policy="backfill", bf_interval=1)
+    assert [often[k] for k in outcome] == [every_event[k] for k in outcome]
+    # Backfill only at t=0 (job 1 alone), then FIFO until the next interval: nothing jumps the queue.
+    rare = simulate(records(*CRAFTED), nodes=2, cpus=4, policy="backfill", bf_interval=100000)
+    assert rare["backfilled"] == 0
+    assert rare["mean_wait"] == simulate(records(*CRAFTED), nodes=2, cpus=4, policy="fifo")["mean_wait"]
+
+
 def test_simulated_times_follow_the_virtual_clock():
     jobs, _ = jobs_from_swf(records(*CRAFTED), total_cpus=8)
     sim = Simulator(jobs, nodes=2, cpus=4, policy="backfill")
