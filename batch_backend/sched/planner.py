@@ -85,7 +85,7 @@ class Request:
     """A job's request, reduced to what the planner compares."""
 
     __slots__ = ("cpus_per_task", "mem_per_cpu", "mem_per_node", "gpus", "tasks_per_node", "exclusive",
-                 "ntasks", "want_nodes", "required", "duration", "key", "capacity_key", "elig_key", "fit")
+                 "ntasks", "want_nodes", "required", "duration", "key", "capacity_key", "shape_key", "elig_key", "fit")
 
     def __init__(self, job, pname, expand):
         tl = job.get("time_limit")
@@ -100,9 +100,10 @@ class Request:
         self.required = expand(job["nodelist_req"]) if job.get("nodelist_req") and expand else []
         self.duration = INF if tl is None else tl * 60.0
         self.elig_key = (pname, job.get("features") or "", job.get("exclude") or "")
-        # What a node's capacity for the job depends on (not the task or node count).
-        self.capacity_key = (self.elig_key, self.cpus_per_task, self.mem_per_cpu, self.mem_per_node, self.gpus,
-                             self.tasks_per_node, self.exclusive, self.duration)
+        # What a node's capacity for the job depends on (not the task or node count)...
+        self.shape_key = (self.elig_key, self.cpus_per_task, self.mem_per_cpu, self.mem_per_node, self.gpus,
+                          self.tasks_per_node, self.exclusive)
+        self.capacity_key = self.shape_key + (self.duration,)  # ...over its window
         self.key = (self.capacity_key, self.ntasks, self.want_nodes, job.get("nodelist_req") or "")
         self.fit = _fitter(self)
 
@@ -226,7 +227,7 @@ class Planner:
         self.zero_from = {}        # node -> first time its CPUs are all taken (absent: never)
         self.eligible = {}
         self.floors = {}           # Request.key -> earliest start found (INF: none in window)
-        self.dominance = {}        # (capacity key, want_nodes) -> {ntasks: latest start found}
+        self.dominance = {}        # (shape key, want_nodes) -> {(duration, ntasks): latest start found}
         self.saved = {}            # capacity key -> [_Sweep] sorted by t
 
     # -- time and profiles ----------------------------------------------------------
@@ -343,22 +344,30 @@ class Planner:
         return elig
 
     def _floor(self, req):
-        """The earliest the job could start: no earlier than any job it dominates found room."""
+        """The earliest the job could start: no earlier than any job it dominates found room.
+
+        Job A dominates job B (same per-node shape) when A has at least as many
+        tasks and at least as long a time limit (a longer window has less room
+        on every node), and B has no -N or the same -N (a -N job is harder than
+        a plain one with as many tasks). Availability only shrinks within a
+        pass, so B's start stays a lower bound for A.
+        """
         floor = self.floors.get(req.key, self.now)
         if not req.required:
+            ntasks, duration = req.ntasks, req.duration
             for want in ((0, req.want_nodes) if req.want_nodes else (0,)):
-                # A -N job is harder than a plain one with as many tasks; more tasks are harder.
-                for ntasks, start in self.dominance.get((req.capacity_key, want), {}).items():
-                    if ntasks <= req.ntasks and start > floor:
+                for (d, n), start in self.dominance.get((req.shape_key, want), {}).items():
+                    if start > floor and n <= ntasks and d <= duration:
                         floor = start
         return floor
 
     def _record(self, req, start):
         self.floors[req.key] = start
         if not req.required:
-            table = self.dominance.setdefault((req.capacity_key, req.want_nodes), {})
-            if start > table.get(req.ntasks, -INF):
-                table[req.ntasks] = start
+            table = self.dominance.setdefault((req.shape_key, req.want_nodes), {})
+            key = (req.duration, req.ntasks)
+            if start > table.get(key, -INF):
+                table[key] = start
 
     def plan(self, job, partition, req):
         """Earliest ``(start, Allocation)`` for one task of ``job``, or None within the window."""
