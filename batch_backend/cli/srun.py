@@ -176,25 +176,12 @@ def _node_count(value):
 
 
 def export_environment(export, env):
-    """``--export`` (SLURM_DIALECT 2.3): ALL (default), NONE, or a list (plus SLURM_*)."""
-    tokens = [t for t in str(export).split(",") if t]
-    if not tokens:
-        raise SrunError(f"Invalid --export specification: '{export}'")
-    if any(t.upper() == "ALL" for t in tokens):
-        result = dict(env)
-    else:
-        result = {k: v for k, v in env.items() if k.startswith("SLURM_")}
-    for token in tokens:
-        if token.upper() in ("ALL", "NONE", "NIL"):
-            continue
-        name, eq, value = token.partition("=")
-        if not name:
-            raise SrunError(f"Invalid --export specification: '{export}'")
-        if eq:
-            result[name] = value
-        elif name in env:
-            result[name] = env[name]
-    return result
+    """``--export`` (SLURM_DIALECT 2.3): ALL (default), NONE, or a list (plus SLURM_*); sbatch's rules."""
+    from .sbatch_script import UsageError, compute_environment
+    try:
+        return compute_environment(export, env)
+    except UsageError as e:
+        raise SrunError(str(e)) from None
 
 
 def which(name, path):
