@@ -349,3 +349,27 @@ def fork_exec(plan):
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         os.close(errw)
     return pid, errr
+
+
+async def read_exec_result(loop, fd):
+    """'' once the child exec'd (the close-on-exec pipe hit EOF), else the child's error text."""
+    fut = loop.create_future()
+    chunks = []
+
+    def readable():
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if data:
+            chunks.append(data)
+        elif not fut.done():
+            fut.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await fut
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return b"".join(chunks).decode(errors="replace")

@@ -246,7 +246,7 @@ class BatchJobRunner:
             loop.add_reader(self._pidfd, self._on_pidfd)
         except (AttributeError, OSError):
             self._pidfd = None
-        why = await self._read_exec_result(loop, errr)
+        why = await proctree.read_exec_result(loop, errr)
         if why:
             os.waitpid(pid, 0)
             self._reaped = True
@@ -348,26 +348,6 @@ class BatchJobRunner:
             os.close(fd)
         plan.argv = [plan.script] + [str(a) for a in L.get("script_args") or []]
         return plan
-
-    async def _read_exec_result(self, loop, fd):
-        """'' once the child exec'd (the close-on-exec pipe hit EOF), else its error text."""
-        fut = loop.create_future()
-        chunks = []
-
-        def readable():
-            data = os.read(fd, 4096)
-            if data:
-                chunks.append(data)
-            elif not fut.done():
-                fut.set_result(None)
-
-        loop.add_reader(fd, readable)
-        try:
-            await fut
-        finally:
-            loop.remove_reader(fd)
-            os.close(fd)
-        return b"".join(chunks).decode(errors="replace")
 
     def _launch_failed(self, why):
         log.warning("job %s: launch failed: %s", self.job_id, why)

@@ -370,7 +370,7 @@ class StepTasks:
         except (AttributeError, OSError):
             task.pidfd = None
             loop.create_task(self._poll_exit(task))
-        why = await _read_exec_result(loop, errr)
+        why = await proctree.read_exec_result(loop, errr)
         if why:
             log.info("step %s.%s task %s did not start: %s", self.job_id, self.step_id, task.rank, why)
         if self._killing and not task.ended:
@@ -513,27 +513,3 @@ class StepTasks:
             self.on_event(event)
         except Exception:  # noqa: BLE001 -- the daemon's callback must not break the step
             log.exception("step %s.%s: on_event failed", self.job_id, self.step_id)
-
-
-async def _read_exec_result(loop, fd):
-    """'' once the child exec'd (the close-on-exec pipe hit EOF), else the child's error text."""
-    fut = loop.create_future()
-    chunks = []
-
-    def readable():
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            data = b""
-        if data:
-            chunks.append(data)
-        elif not fut.done():
-            fut.set_result(None)
-
-    loop.add_reader(fd, readable)
-    try:
-        await fut
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-    return b"".join(chunks).decode(errors="replace")
