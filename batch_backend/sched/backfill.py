@@ -33,14 +33,16 @@ the first job of their partition has blocked, and times are rounded up to
 Jobs past the depth keep reason ``Priority`` and get no estimate.
 
 Finding the earliest start is :mod:`.planner`'s job (per-node availability
-profiles over time, swept breakpoint by breakpoint); this module is the policy:
-which jobs are planned, in what order, and what users are told.
+profiles over time, :mod:`.availability`, swept breakpoint by breakpoint); this
+module is the policy: which jobs are planned, in what order, and what users are
+told.
 """
 
 from dataclasses import dataclass, field
 
 from .fifo import SchedState, SetReason, Start, ineligible_reason, job_task_ids
-from .planner import Planner, Request
+from .availability import Request
+from .planner import Planner
 
 
 @dataclass

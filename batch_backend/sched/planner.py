@@ -9,10 +9,10 @@ are planned around it. It is private to one pass (built from one
 a pass availability only ever shrinks, which is what makes the caches sound.
 
 Representation: each node's free CPUs, memory, GPUs and job count as a step
-function of time (``_Profile``: breakpoints, not a per-second grid). Nodes
-nobody has touched have no profile at all (free now, forever), and profiles
-are only built once some job cannot start now, so a pass that starts
-everything costs what FIFO costs.
+function of time (:class:`~.availability.Profile`). Nodes nobody has touched
+have no profile at all (free now, forever), and profiles are only built once
+some job cannot start now, so a pass that starts everything costs what FIFO
+costs.
 
 Search: the earliest feasible start is ``now`` or a breakpoint where some node
 gains resources, so :meth:`Planner._walk` sweeps breakpoints in time order,
@@ -32,104 +32,9 @@ import bisect
 import heapq
 import math
 
-from .placement import NodeView, features_match, gpu_count, place
-
-INF = math.inf
+from .availability import INF, Profile
+from .placement import NodeView, features_match, place
 MAX_SAVED = 12  # sweep states kept per capacity key
-
-
-class _Profile:
-    """Free resources of one node as a step function: segment i is [times[i], times[i+1])."""
-
-    __slots__ = ("times", "cpus", "mem", "gpus", "busy")
-
-    def __init__(self, view, now, releases):
-        c, m = view.cpus - view.alloc_cpus, view.real_memory - view.alloc_memory
-        g, b = view.gpus - len(view.alloc_gpu_ids), view.busy_jobs
-        times, cpus, mem, gpus, busy = [now], [c], [m], [g], [b]
-        for t, dc, dm, dg in (sorted(releases) if len(releases) > 1 else releases):
-            # Clamped: resources of a job the controller already released are not counted twice.
-            c, m = min(view.cpus, c + dc), min(view.real_memory, m + dm)
-            g, b = min(view.gpus, g + dg), max(0, b - 1)
-            if t != times[-1]:
-                times.append(t)
-                cpus.append(c)
-                mem.append(m)
-                gpus.append(g)
-                busy.append(b)
-            else:
-                cpus[-1], mem[-1], gpus[-1], busy[-1] = c, m, g, b
-        self.times, self.cpus, self.mem, self.gpus, self.busy = times, cpus, mem, gpus, busy
-
-    def _split(self, t):
-        k = bisect.bisect_left(self.times, t)
-        if k < len(self.times) and self.times[k] == t:
-            return k
-        self.times.insert(k, t)
-        for values in (self.cpus, self.mem, self.gpus, self.busy):
-            values.insert(k, values[k - 1])
-        return k
-
-    def reserve(self, t0, t1, cpus, mem, gpus):
-        """Take resources over [t0, t1)."""
-        i = self._split(t0)
-        j = len(self.times) if t1 == INF else self._split(t1)
-        for k in range(i, j):
-            self.cpus[k] -= cpus
-            self.mem[k] -= mem
-            self.gpus[k] -= gpus
-            self.busy[k] += 1
-
-
-class Request:
-    """A job's request, reduced to what the planner compares."""
-
-    __slots__ = ("cpus_per_task", "mem_per_cpu", "mem_per_node", "gpus", "tasks_per_node", "exclusive",
-                 "ntasks", "want_nodes", "required", "duration", "key", "capacity_key", "shape_key", "elig_key", "fit")
-
-    def __init__(self, job, pname, expand):
-        tl = job.get("time_limit")
-        self.cpus_per_task = job["cpus_per_task"]
-        self.mem_per_cpu = job.get("mem_per_cpu") or 0
-        self.mem_per_node = job.get("mem_per_node") or 0
-        self.gpus = gpu_count(job.get("gres"))
-        self.tasks_per_node = job.get("ntasks_per_node") or 0
-        self.exclusive = bool(job.get("exclusive"))
-        self.ntasks = job["num_tasks"]
-        self.want_nodes = job.get("num_nodes_req") or 0
-        self.required = expand(job["nodelist_req"]) if job.get("nodelist_req") and expand else []
-        self.duration = INF if tl is None else tl * 60.0
-        self.elig_key = (pname, job.get("features") or "", job.get("exclude") or "")
-        # What a node's capacity for the job depends on (not the task or node count)...
-        self.shape_key = (self.elig_key, self.cpus_per_task, self.mem_per_cpu, self.mem_per_node, self.gpus,
-                          self.tasks_per_node, self.exclusive)
-        self.capacity_key = self.shape_key + (self.duration,)  # ...over its window
-        self.key = (self.capacity_key, self.ntasks, self.want_nodes, job.get("nodelist_req") or "")
-        self.fit = _fitter(self)
-
-
-def _fitter(req):
-    """``fit(cpus, mem, gpus, busy)``: tasks of ``req`` that fit, as placement._node_capacity counts them.
-
-    Built once per request with the constants bound, because it runs for
-    every node the planner looks at.
-    """
-    c, excl, gpus_needed, tpn = req.cpus_per_task, req.exclusive, req.gpus, req.tasks_per_node
-    mem_task = req.mem_per_cpu * c
-    mem_node = 0 if mem_task else req.mem_per_node
-    if not (excl or mem_task or mem_node or gpus_needed or tpn):
-        return lambda cpus, mem, gpus, busy: cpus // c if cpus > 0 else 0
-
-    def fit(cpus, mem, gpus, busy):
-        if (excl and busy) or gpus < gpus_needed or mem < mem_node:
-            return 0
-        tasks = cpus // c
-        if mem_task:
-            tasks = min(tasks, mem // mem_task)
-        if tpn and tasks > tpn:
-            tasks = tpn
-        return tasks if tasks > 0 else 0
-    return fit
 
 
 class _Eligible:
@@ -216,7 +121,7 @@ class Planner:
         self.res = resolution or 0
         self.horizon = now + window_minutes * 60.0
         self.indexed = False       # running jobs' ends loaded into profiles
-        self.profiles = {}         # node -> _Profile; nodes without one are flat (free now, forever)
+        self.profiles = {}         # node -> Profile; nodes without one are flat (free now, forever)
         self.flat = set()          # nodes known to need no profile (yet)
         self.bp_times = []         # sorted times after now where some node gains resources
         self.bp_nodes = {}         # time -> nodes that gain then
@@ -294,7 +199,7 @@ class Planner:
         if prof is None and self.indexed and name not in self.flat:
             rel = self._releases_of(name)
             if rel:
-                prof = self.profiles[name] = _Profile(self.views[name], self.now, rel)
+                prof = self.profiles[name] = Profile(self.views[name], self.now, rel)
             else:
                 self.flat.add(name)
         return prof
@@ -311,7 +216,7 @@ class Planner:
                 continue
             prof = self._profile(name)
             if prof is None:
-                prof = self.profiles[name] = _Profile(self.views[name], self.now, ())
+                prof = self.profiles[name] = Profile(self.views[name], self.now, ())
                 self.flat.discard(name)
             prof.reserve(t, end, c, m, g)
             if end != INF:
@@ -363,7 +268,8 @@ class Planner:
 
     def _record(self, req, start):
         self.floors[req.key] = start
-        if not req.required:
+        # More tasks are harder only from want_nodes tasks up: placement refuses -N k with fewer.
+        if not req.required and req.ntasks >= req.want_nodes:
             table = self.dominance.setdefault((req.shape_key, req.want_nodes), {})
             key = (req.duration, req.ntasks)
             if start > table.get(key, -INF):

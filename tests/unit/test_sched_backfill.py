@@ -182,6 +182,15 @@ def test_exclusive_job_is_not_planned_on_a_node_shared_by_a_reservation():
     assert ("est", 2, 1800, ["n2"]) in summary(d)
 
 
+def test_impossible_job_does_not_make_a_possible_one_of_the_same_shape_look_impossible():
+    nodes = views()
+    run = [running(100, ["n1", "n2"], nodes, cpus=4, limit=10)]
+    pending = [job(1, num_nodes_req=2, num_tasks=1), job(2, num_nodes_req=2, num_tasks=2, time_limit=20)]
+    d = backfill.schedule(state(nodes, pending, run), now=0)
+    # -N 2 with one task can never be placed; -N 2 with two tasks can, once the nodes free up.
+    assert ("est", 2, 600, ["n1", "n2"]) in summary(d) and not any(x[:2] == ("est", 1) for x in summary(d))
+
+
 def test_started_jobs_get_real_free_gpu_indices():
     nodes = views(1, gpus=2)
     run = [running(100, ["n1"], nodes, cpus=1, gpus=[0])]

@@ -1,0 +1,111 @@
+"""What is free on a node over time, and what a job needs of a node: the planner's data.
+
+:class:`Profile` is one node's free CPUs, memory, GPUs and job count as a step
+function of time (a list of breakpoints, never a per-second grid), built from
+the node's free resources now plus what running jobs give back when their time
+limits are up; planned jobs take their share with :meth:`Profile.reserve`.
+:class:`Request` reduces a job dict to the numbers the planner compares, and
+:func:`fitter` counts how many of its tasks fit in given free resources, exactly
+as :func:`~.placement.place` would.
+"""
+
+import bisect
+import math
+
+from .placement import gpu_count
+
+INF = math.inf
+
+
+class Profile:
+    """Free resources of one node as a step function: segment i is [times[i], times[i+1])."""
+
+    __slots__ = ("times", "cpus", "mem", "gpus", "busy")
+
+    def __init__(self, view, now, releases):
+        c, m = view.cpus - view.alloc_cpus, view.real_memory - view.alloc_memory
+        g, b = view.gpus - len(view.alloc_gpu_ids), view.busy_jobs
+        times, cpus, mem, gpus, busy = [now], [c], [m], [g], [b]
+        for t, dc, dm, dg in (sorted(releases) if len(releases) > 1 else releases):
+            # Clamped: resources of a job the controller already released are not counted twice.
+            c, m = min(view.cpus, c + dc), min(view.real_memory, m + dm)
+            g, b = min(view.gpus, g + dg), max(0, b - 1)
+            if t != times[-1]:
+                times.append(t)
+                cpus.append(c)
+                mem.append(m)
+                gpus.append(g)
+                busy.append(b)
+            else:
+                cpus[-1], mem[-1], gpus[-1], busy[-1] = c, m, g, b
+        self.times, self.cpus, self.mem, self.gpus, self.busy = times, cpus, mem, gpus, busy
+
+    def _split(self, t):
+        k = bisect.bisect_left(self.times, t)
+        if k < len(self.times) and self.times[k] == t:
+            return k
+        self.times.insert(k, t)
+        for values in (self.cpus, self.mem, self.gpus, self.busy):
+            values.insert(k, values[k - 1])
+        return k
+
+    def reserve(self, t0, t1, cpus, mem, gpus):
+        """Take resources over [t0, t1)."""
+        i = self._split(t0)
+        j = len(self.times) if t1 == INF else self._split(t1)
+        for k in range(i, j):
+            self.cpus[k] -= cpus
+            self.mem[k] -= mem
+            self.gpus[k] -= gpus
+            self.busy[k] += 1
+
+
+class Request:
+    """A job's request, reduced to what the planner compares."""
+
+    __slots__ = ("cpus_per_task", "mem_per_cpu", "mem_per_node", "gpus", "tasks_per_node", "exclusive",
+                 "ntasks", "want_nodes", "required", "duration", "key", "capacity_key", "shape_key", "elig_key", "fit")
+
+    def __init__(self, job, pname, expand):
+        tl = job.get("time_limit")
+        self.cpus_per_task = job["cpus_per_task"]
+        self.mem_per_cpu = job.get("mem_per_cpu") or 0
+        self.mem_per_node = job.get("mem_per_node") or 0
+        self.gpus = gpu_count(job.get("gres"))
+        self.tasks_per_node = job.get("ntasks_per_node") or 0
+        self.exclusive = bool(job.get("exclusive"))
+        self.ntasks = job["num_tasks"]
+        self.want_nodes = job.get("num_nodes_req") or 0
+        self.required = expand(job["nodelist_req"]) if job.get("nodelist_req") and expand else []
+        self.duration = INF if tl is None else tl * 60.0
+        self.elig_key = (pname, job.get("features") or "", job.get("exclude") or "")
+        # What a node's capacity for the job depends on (not the task or node count)...
+        self.shape_key = (self.elig_key, self.cpus_per_task, self.mem_per_cpu, self.mem_per_node, self.gpus,
+                          self.tasks_per_node, self.exclusive)
+        self.capacity_key = self.shape_key + (self.duration,)  # ...over its window
+        self.key = (self.capacity_key, self.ntasks, self.want_nodes, job.get("nodelist_req") or "")
+        self.fit = fitter(self)
+
+
+def fitter(req):
+    """``fit(cpus, mem, gpus, busy)``: tasks of ``req`` that fit, as placement._node_capacity counts them.
+
+    Built once per request with the constants bound, because it runs for
+    every node the planner looks at.
+    """
+    c, excl, gpus_needed, tpn = req.cpus_per_task, req.exclusive, req.gpus, req.tasks_per_node
+    mem_task = req.mem_per_cpu * c
+    mem_node = 0 if mem_task else req.mem_per_node
+    if not (excl or mem_task or mem_node or gpus_needed or tpn):
+        return lambda cpus, mem, gpus, busy: cpus // c if cpus > 0 else 0
+
+    def fit(cpus, mem, gpus, busy):
+        if (excl and busy) or gpus < gpus_needed or mem < mem_node:
+            return 0
+        tasks = cpus // c
+        if mem_task:
+            tasks = min(tasks, mem // mem_task)
+        if tpn and tasks > tpn:
+            tasks = tpn
+        return tasks if tasks > 0 else 0
+    return fit
