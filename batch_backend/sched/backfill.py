@@ -67,8 +67,9 @@ class Estimate:
     """The planner's start time for a pending job, or ``start_time=None`` to clear one.
 
     ``nodes`` are the nodes it is planned on (squeue's SCHEDNODES). Emitted only
-    when it differs from the job's stored ``start_time``/``sched_nodes`` while
-    ``start_estimated`` is true, so a steady queue causes no writes.
+    when it differs from the job's stored ``start_time``/``sched_nodes`` (a list
+    or a hostlist string) while ``start_estimated`` is true, so a steady queue
+    causes no writes.
     """
 
     job_id: int
@@ -88,8 +89,14 @@ def params_from_scheduler_parameters(params):
 
 # -- the pass ---------------------------------------------------------------------------
 
-def _estimate_changed(job, start, nodes):
-    return not (job.get("start_estimated") and job.get("start_time") == start and job.get("sched_nodes") == nodes)
+def _estimate_changed(job, start, nodes, expand):
+    """Whether the job's stored estimate differs; ``sched_nodes`` may be a list or a hostlist string."""
+    if not (job.get("start_estimated") and job.get("start_time") == start):
+        return True
+    stored = job.get("sched_nodes")
+    if isinstance(stored, str):
+        return not (stored and expand and expand(stored) == nodes)
+    return stored != nodes
 
 
 def _clear_estimate(job, decisions):
@@ -172,7 +179,7 @@ def _schedule_job(planner, job, partition, behind, decisions):
     if found is not None:
         start, alloc = found
         planner.commit(req, start, alloc)
-        if _estimate_changed(job, start, alloc.nodes):
+        if _estimate_changed(job, start, alloc.nodes, state.expand_hostlist):
             decisions.append(Estimate(job["job_id"], start, list(alloc.nodes)))
     else:
         _clear_estimate(job, decisions)

@@ -163,6 +163,8 @@ def test_unchanged_estimate_is_not_emitted_again_and_a_stale_one_is_cleared():
     run = [running(100, ["n1"], nodes, cpus=4, limit=10)]
     known = job(1, num_tasks=8, reason="Resources", start_time=600, start_estimated=True, sched_nodes=["n1", "n2"])
     assert backfill.schedule(state(nodes, [known], run), now=0) == []
+    assert backfill.schedule(state(nodes, [dict(known, sched_nodes="n[1-2]")], run), now=0) == []  # as stored
+    assert backfill.schedule(state(nodes, [dict(known, sched_nodes="n1")], run), now=0) != []
     held = dict(known, held="user")
     assert summary(backfill.schedule(state(nodes, [held], run), now=0)) == [
         ("reason", 1, "JobHeldUser"), ("est", 1, None, [])]
