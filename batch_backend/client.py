@@ -207,6 +207,24 @@ class Client:
                 import time
                 time.sleep(retry_delay)
 
+    def submit_many(self, submissions, *, retries=0, retry_delay=0.5):
+        """Submit several jobs in one request and one journal commit.
+
+        Returns one result per submission, in order: ``{"job_id": N}`` or
+        ``{"error": {"code", "message"}}`` (a bad submission is refused alone).
+        Each submission gets its own ``submit_token``, so a retried request
+        never creates a job twice. At most 10,000 per call.
+        """
+        subs = [s if s.get("submit_token") else dict(s, submit_token=os.urandom(16).hex()) for s in submissions]
+        for attempt in range(retries + 1):
+            try:
+                return self.request("POST", "/jobs/batch", {"jobs": subs})["results"]
+            except ControllerUnreachable:
+                if attempt == retries:
+                    raise
+                import time
+                time.sleep(retry_delay)
+
     def jobs(self, *, ids=None, users=None, partitions=None, states=None, names=None,
              include_finished=False, fields=None):
         """Jobs as squeue sees them (unfinished only unless include_finished).

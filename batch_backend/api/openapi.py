@@ -65,6 +65,12 @@ def openapi_document():
             "post": _op("Submit a batch job (sbatch)", {"type": "object", "properties": {"job_id": {"type": "integer"}}},
                         body={"$ref": "#/components/schemas/Submission"}, status="201"),
         },
+        "/v1/jobs/batch": {"post": _op(
+            "Submit up to 10,000 jobs in one request and one commit; one result per submission, in order",
+            {"type": "object", "properties": {"results": {"type": "array", "items": {"type": "object", "properties": {
+                "job_id": {"type": "integer"}, "error": {"type": "object"}}}}}},
+            body={"type": "object", "required": ["jobs"], "properties": {
+                "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Submission"}}}}, status="201")},
         "/v1/jobs/cancel": {"post": _op("Cancel or signal jobs (scancel)", body={"type": "object", "properties": {
             "ids": {"type": "array", "items": {"type": "string"}}, "signal": {"type": "string"},
             "batch_only": {"type": "boolean"}, "full": {"type": "boolean"},

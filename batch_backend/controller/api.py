@@ -178,6 +178,20 @@ class JobsHandler(BaseHandler):
         self.reply({"job_id": job_id, "test_only": job_id is None}, status=201)
 
 
+class JobBatchHandler(BaseHandler):
+    """POST /v1/jobs/batch {"jobs": [submission, ...]}: many submissions, one commit."""
+
+    MAX_JOBS = 10000
+
+    def post(self):
+        subs = self.body().get("jobs")
+        if not isinstance(subs, list) or not subs or not all(isinstance(s, dict) for s in subs):
+            raise InvalidRequest("field 'jobs' must be a non-empty list of submissions")
+        if len(subs) > self.MAX_JOBS:
+            raise InvalidRequest(f"at most {self.MAX_JOBS} submissions per request, got {len(subs)}")
+        self.reply({"results": self.cluster.submit_many(subs, self.caller)}, status=201)
+
+
 class JobHandler(BaseHandler):
     def get(self, id_text):
         jobs = self.cluster.find(id_text)
@@ -477,6 +491,7 @@ def make_app(controller):
         (r"/v1/ping", PingHandler),
         (r"/v1/jobs", JobsHandler),
         (r"/v1/jobs/cancel", CancelHandler),
+        (r"/v1/jobs/batch", JobBatchHandler),
         (rf"/v1/jobs/{ID_RE}", JobHandler),
         (rf"/v1/jobs/{ID_RE}/(update|hold|uhold|release|requeue|requeuehold|suspend|resume|top)", JobActionHandler),
         (rf"/v1/jobs/{ID_RE}/steps", StepsHandler),

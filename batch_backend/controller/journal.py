@@ -63,14 +63,19 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if str(sync).upper() == 'FULL' else 'NORMAL'}")
         self.db.executescript(SCHEMA)
+        self._depth = 0  # open transaction() blocks: only the outermost one commits
 
     def close(self):
         self.db.close()
 
     # -- transactions ------------------------------------------------------
     def transaction(self):
-        """``with journal.transaction():`` groups writes into one commit."""
-        return _Transaction(self.db)
+        """``with journal.transaction():`` groups writes into one commit.
+
+        Blocks nest: an inner block joins the outer one, which alone commits (or
+        rolls back everything). That is how a bulk submission is one commit.
+        """
+        return _Transaction(self)
 
     # -- job ids -----------------------------------------------------------
     def next_job_id(self, first_job_id=1):
@@ -156,16 +161,17 @@ class Journal:
 
 
 class _Transaction:
-    def __init__(self, db):
-        self.db = db
+    def __init__(self, journal):
+        self.journal = journal
 
     def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
+        if self.journal._depth == 0:
+            self.journal.db.execute("BEGIN IMMEDIATE")
+        self.journal._depth += 1
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")
+        self.journal._depth -= 1
+        if self.journal._depth == 0:
+            self.journal.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
         return False
