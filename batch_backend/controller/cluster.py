@@ -123,7 +123,9 @@ class Cluster:
 
         The one place the controller asks for the account tree: sacctmgr's store
         plugs in through ``assoc_source``. With no associations the priority code
-        uses its default tree (root with every user who has jobs, shares 1).
+        uses its default tree (root with every user who has jobs, shares 1). After
+        a change, ``self.priority.associations_changed(now)`` applies it at once
+        (otherwise the next PriorityCalcPeriod pass does).
         """
         if self.assoc_source is not None:
             return list(self.assoc_source() or [])

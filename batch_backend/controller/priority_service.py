@@ -58,6 +58,7 @@ class PriorityService:
         self.usage_dirty = False
         self._generation = 0     # bumps when usage or the tree may have changed
         self._table = None       # (generation, rows, by_key, accounts_of_user)
+        self._inputs = None      # FactorInputs cache
 
     # -- lifecycle -------------------------------------------------------------------
     def recover(self, now):
@@ -133,6 +134,11 @@ class PriorityService:
             return rows
         return default_associations(self.users)
 
+    def associations_changed(self, now):
+        """Associations or QOS changed (sacctmgr): recompute fairshare and every pending priority now."""
+        self._generation += 1
+        self.recompute_all(now)
+
     def note_user(self, user):
         if user not in self.users:
             self.users.add(user)
@@ -168,6 +174,12 @@ class PriorityService:
 
     # -- priorities -----------------------------------------------------------------------
     def factor_inputs(self, now):
+        """What factors are normalised against; cached until the next PriorityCalcPeriod pass."""
+        if self._inputs is None:
+            self._inputs = self._build_inputs()
+        return self._inputs
+
+    def _build_inputs(self):
         c = self.cluster
         nodes = list(c.nodes.values())
         total_cpus = sum(n.cpus for n in nodes) or 1
@@ -177,7 +189,7 @@ class PriorityService:
             total_nodes=len(nodes) or 1, total_cpus=total_cpus, total_tres=tres,
             partition_job_factors={name: p.get("priority_job_factor", 1) or 0 for name, p in c.partitions.items()},
             qos_priorities=c.qos_priorities(),
-            fairshare=(lambda job: self.fairshare_of(job, now)) if self.weights.fairshare else (lambda job: 0.0))
+            fairshare=(lambda job: self.fairshare_of(job, c.now())) if self.weights.fairshare else (lambda job: 0.0))
 
     def priority_of(self, job, now, inputs=None):
         """The priority ``job`` should have now (0 held, admin-set kept, else basic or multifactor)."""
@@ -204,6 +216,7 @@ class PriorityService:
         """Every pending job's priority (PriorityCalcPeriod); one re-sort if anything moved."""
         self.last_calc = now
         c = self.cluster
+        self._inputs = None  # QOS priorities may have changed (sacctmgr)
         inputs = self.factor_inputs(now) if self.multifactor else None
         moved = False
         for job in c.pending.values():

@@ -239,7 +239,7 @@ def test_associations_from_sacctmgr_shape_drive_fairshare(tmp_path):
     c.assoc_source = lambda: TREE
     c.qos_source = lambda: [{"name": "normal", "priority": 0}, {"name": "high", "priority": 10}]
     c.priority.usage.charge("phys", "ana", 600, clock())
-    c.priority._generation += 1
+    c.priority.associations_changed(clock())
     job_id = submit(c, caller("ana"), account="phys", qos="high")
     [entry] = c.priority.report([c.jobs[job_id]], clock())
     assert entry["factors"]["fairshare"] == pytest.approx(2 ** (-1.0 / 0.375))
