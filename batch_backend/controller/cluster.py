@@ -240,6 +240,8 @@ class Cluster:
             validate_dependency(job["dependency"], self._lookup_any)
         if sub.get("test_only"):
             return None
+        if job["dependency"]:
+            job["eligible_time"] = None  # a job ages (and shows an EligibleTime) once its dependency is met
         job["priority_set"] = job["priority"] or None  # sbatch --priority by an admin pins it
         self.priority.note_user(job["user"])
         job["priority"] = self.priority.priority_of(job, now)
@@ -340,6 +342,9 @@ class Cluster:
             if job is None or job["state"] != "PENDING":
                 continue
             if isinstance(d, fifo.SetReason):
+                if job.get("eligible_time") is None and not job.get("held") \
+                        and d.reason not in ("Dependency", "DependencyNeverSatisfied", "BeginTime"):
+                    job["eligible_time"] = now  # its dependency is met: from now on it ages
                 job["reason"] = d.reason
                 changed.append(job)
             elif isinstance(d, backfill.Estimate):

@@ -244,3 +244,15 @@ def test_associations_from_sacctmgr_shape_drive_fairshare(tmp_path):
     [entry] = c.priority.report([c.jobs[job_id]], clock())
     assert entry["factors"]["fairshare"] == pytest.approx(2 ** (-1.0 / 0.375))
     assert entry["factors"]["qos"] == 1.0
+
+
+def test_a_job_waiting_on_a_dependency_does_not_age(tmp_path):
+    clock = Clock()
+    c = make_cluster(tmp_path, NODES + MULTIFACTOR, clock)
+    ana = caller()
+    first = submit(c, ana)
+    second = submit(c, ana, dependency=f"afterok:{first}")
+    clock.t += 1800
+    assert c.jobs[second]["eligible_time"] is None
+    by_id = {e["job_id"]: e for e in c.priority.report([c.jobs[first], c.jobs[second]], clock())}
+    assert by_id[first]["factors"]["age"] == 0.5 and by_id[second]["factors"]["age"] == 0.0
