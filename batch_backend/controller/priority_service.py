@@ -65,6 +65,9 @@ class PriorityService:
         """Load the journaled usage; running jobs are charged from its timestamp on."""
         text = self.cluster.journal.get_meta(USAGE_META_KEY)
         since = now
+        if text and self.weights.usage_reset_period == "NOW":
+            text = None  # PriorityUsageResetPeriod=NOW: usage starts from zero at this start
+            self.usage_dirty = True
         if text:
             snap = json.loads(text)
             self.usage.restore(snap)

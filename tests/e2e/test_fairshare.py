@@ -144,9 +144,13 @@ def test_sprio_long_factors_sum_to_the_priority(cluster, users):
 
 def test_sshare_shows_both_users_with_usage_and_it_survives_kill_9(cluster, users):
     a, b = users
+    ran = [submit_as(cluster, a, "-n", "2", "--wrap=sleep 1"), submit_as(cluster, b, "-n", "1", "--wrap=sleep 1")]
+    for job_id in ran:
+        cluster.wait_state(job_id, "COMPLETED", timeout=30)
     before = usage_of(cluster)
     assert before[a][0] > 0 and before[b][0] > 0
-    assert before[a][1] < before[b][1]  # the heavier user has the lower fairshare factor
+    heavy, light = (a, b) if before[a][0] > before[b][0] else (b, a)
+    assert before[heavy][1] < before[light][1]  # the heavier user has the lower fairshare factor
     r = cluster.run("sshare", "-a")
     assert r.returncode == 0 and r.stderr == ""
     lines = r.stdout.splitlines()

@@ -75,3 +75,25 @@ def test_scontrol_show_config_reports_the_priority_plugin(cluster):
     conf = dict((k.strip(), v.strip()) for k, _, v in (line.partition(" = ") for line in lines))
     assert conf["PriorityType"] == "priority/basic"
     assert conf["PriorityCalcPeriod"] == "300 sec"
+
+
+def test_priority_and_shares_api(cluster):
+    from batch_backend.client import Client, InvalidRequest
+    client = Client(cluster.socket)
+    job_id = later(cluster)
+    try:
+        answer = client.priority_factors(ids=[str(job_id)])
+        assert answer["priority_type"] == "priority/basic" and answer["weights"]["age"] == 0
+        assert answer["jobs"] == []  # not eligible before its begin time: sprio lists it neither
+        shares = client.shares()
+        assert shares["rows"][0]["account"] == "root" and shares["rows"][0]["user"] is None
+        try:
+            client.priority_factors(ids=["nonsense"])
+            raise AssertionError("a bad id must be refused")
+        except InvalidRequest as e:
+            assert "Invalid job id" in e.message
+        doc = client.request("GET", "/openapi.json")  # /v1/openapi.json
+        assert {"/v1/priority", "/v1/shares"} <= set(doc["paths"])
+        assert {"PriorityFactors", "Share"} <= set(doc["components"]["schemas"])
+    finally:
+        cluster.run("scancel", str(job_id))
