@@ -121,6 +121,10 @@ class Cluster:
     def association_tree(self):
         """Association rows ``{"account", "parent", "user", "shares", "partition"}`` or [] if none.
 
+        A user row may carry ``"default": True`` (the user's DefaultAccount: jobs
+        without ``-A`` are charged there; else the user's first row is). Per-partition
+        associations are not distinguished: usage is per (account, user).
+
         The one place the controller asks for the account tree: sacctmgr's store
         plugs in through ``assoc_source``. With no associations the priority code
         uses its default tree (root with every user who has jobs, shares 1). After

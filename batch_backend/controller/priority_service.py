@@ -154,20 +154,20 @@ class PriorityService:
     def _cached_table(self, now):
         if self._table is None or self._table[0] != self._generation:
             rows = self.fairshare_rows(now)
-            by_key, accounts_of = {}, {}
-            for r in rows:
-                if r["user"]:
-                    by_key[(r["account"], r["user"])] = r
-                    accounts_of.setdefault(r["user"], []).append(r["account"])
-            self._table = (self._generation, rows, by_key, accounts_of)
+            by_key = {(r["account"], r["user"]): r for r in rows if r["user"]}
+            self._table = (self._generation, rows, by_key, self._accounts_of_users())
         return self._table
 
     def _accounts_of_users(self):
-        rows = self.cluster.association_tree() or []
+        """user -> that user's accounts, the default first (a row flagged ``default``, else the first)."""
         out = {}
-        for r in rows:
+        for r in self.associations():
             if r.get("user"):
-                out.setdefault(r["user"], []).append(r["account"])
+                accounts = out.setdefault(r["user"], [])
+                if r.get("default"):
+                    accounts.insert(0, r["account"])
+                else:
+                    accounts.append(r["account"])
         return out
 
     def fairshare_of(self, job, now):

@@ -256,3 +256,16 @@ def test_a_job_waiting_on_a_dependency_does_not_age(tmp_path):
     assert c.jobs[second]["eligible_time"] is None
     by_id = {e["job_id"]: e for e in c.priority.report([c.jobs[first], c.jobs[second]], clock())}
     assert by_id[first]["factors"]["age"] == 0.5 and by_id[second]["factors"]["age"] == 0.0
+
+
+def test_a_job_without_account_is_charged_to_the_users_default_association(tmp_path):
+    clock = Clock()
+    c = make_cluster(tmp_path, NODES + MULTIFACTOR, clock)
+    c.assoc_source = lambda: TREE + [{"account": "chem", "parent": "chem", "user": "ana", "shares": 1,
+                                      "default": True}]
+    c.priority.associations_changed(clock())
+    job = _run(c, submit(c, caller("ana")), clock)
+    clock.t += 60
+    c.job_ended(job["job_id"], "COMPLETED", end_time=clock())
+    assert c.priority.usage.usage("chem", "ana", clock()) == pytest.approx(60)
+    assert c.priority.usage.usage("phys", "ana", clock()) == 0
