@@ -719,6 +719,11 @@ class Cluster:
         for key in fields:
             if key not in allowed:
                 raise InvalidRequest(f"Update of {key} is not supported")
+        for key, limit in (("priority", 2**32 - 2), ("nice", 2**31 - 1)):  # checked before anything changes
+            value = fields.get(key)
+            if key in fields and (isinstance(value, bool) or not isinstance(value, int) or abs(value) > limit
+                                  or (key == "priority" and value < 0)):
+                raise InvalidRequest(f"Invalid {key} value: {value}")
         changed = []
         for job in jobs:
             self._check_owner(job, caller)
@@ -740,15 +745,13 @@ class Cluster:
                 elif key == "priority":
                     if not caller.admin:
                         raise PermissionDenied("Access/permission denied: only an administrator may set the priority")
-                    if int(value) < 0:
-                        raise InvalidRequest("Invalid priority value")
-                    if int(value) == 0:  # Slurm: priority=0 holds the job
+                    if value == 0:  # Slurm: priority=0 holds the job
                         if job["state"] != "PENDING":
                             raise Conflict("Job is no longer pending execution")
                         job["held"], job["reason"], job["eligible_time"] = "admin", "JobHeldAdmin", None
                         job["priority"] = 0
                     else:
-                        job["priority_set"] = int(value)
+                        job["priority_set"] = value
                         self.priority.refresh(job, self.now())
                     self.order_dirty = True
                 elif key == "nice":

@@ -269,3 +269,14 @@ def test_a_job_without_account_is_charged_to_the_users_default_association(tmp_p
     c.job_ended(job["job_id"], "COMPLETED", end_time=clock())
     assert c.priority.usage.usage("chem", "ana", clock()) == pytest.approx(60)
     assert c.priority.usage.usage("phys", "ana", clock()) == 0
+
+
+@pytest.mark.parametrize("fields", [{"priority": -1}, {"priority": "high"}, {"nice": "x"}, {"nice": True}])
+def test_bad_priority_or_nice_is_refused_and_changes_nothing(tmp_path, fields):
+    from batch_backend.errors import InvalidRequest
+    c = make_cluster(tmp_path, NODES + MULTIFACTOR, Clock())
+    job_id = submit(c, caller())
+    before = dict(c.jobs[job_id])
+    with pytest.raises(InvalidRequest):
+        c.update_job(str(job_id), dict(fields, name="renamed"), caller("root", 0, admin=True))
+    assert c.jobs[job_id] == before
