@@ -2,7 +2,8 @@
 
 import sys
 
-SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel", "hub": "benchmarks.hub"}
+SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel", "hub": "benchmarks.hub",
+          "priority": "benchmarks.priority_bench"}
 
 
 def main(suite, extra=()):

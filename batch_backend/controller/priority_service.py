@@ -59,6 +59,7 @@ class PriorityService:
         self._generation = 0     # bumps when usage or the tree may have changed
         self._table = None       # (generation, rows, by_key, accounts_of_user)
         self._inputs = None      # FactorInputs cache
+        self._fairshare_memo = {}  # (user, account) -> factor, for the current table
 
     # -- lifecycle -------------------------------------------------------------------
     def recover(self, now):
@@ -171,9 +172,17 @@ class PriorityService:
         return out
 
     def fairshare_of(self, job, now):
-        _, _, by_key, accounts_of = self._cached_table(now)
-        row = by_key.get(resolve_association(job, accounts_of))
-        return row["fairshare"] if row else 0.0
+        table = self._cached_table(now)
+        memo = self._fairshare_memo
+        if memo.get(None) is not table:  # a new table: forget the old answers
+            memo.clear()
+            memo[None] = table
+        key = (job["user"], job.get("account"))
+        value = memo.get(key)
+        if value is None:
+            row = table[2].get(resolve_association(job, table[3]))
+            value = memo[key] = row["fairshare"] if row else 0.0
+        return value
 
     # -- priorities -----------------------------------------------------------------------
     def factor_inputs(self, now):
