@@ -97,3 +97,14 @@ def test_priority_and_shares_api(cluster):
         assert {"PriorityFactors", "Share"} <= set(doc["components"]["schemas"])
     finally:
         cluster.run("scancel", str(job_id))
+
+
+def test_bad_sprio_and_sshare_arguments_get_one_line_errors(cluster):
+    r = cluster.run("sprio", "-j", "12x")
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "sprio: error: Invalid job id: 12x\n")
+    r = cluster.run("sprio", "-l", "-o", "%i")
+    assert r.returncode == 1 and r.stdout == "" and "mutually exclusive" in r.stderr
+    r = cluster.run("sshare", "-o", "Account,Bogus")
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", 'sshare: error: Invalid field requested: "Bogus"\n')
+    r = cluster.run("sshare", "--bogus")
+    assert r.returncode == 1 and r.stdout == "" and "unrecognized option '--bogus'" in r.stderr
