@@ -175,7 +175,7 @@ SHARE_FIELDS = {
     "user": ("string|null", "user, null on account rows"),
     "parent": ("string|null", "parent account, null for root"),
     "depth": ("integer", "0 for root, +1 per level (sshare indents by it)"),
-    "raw_shares": ("integer|null", "Fairshare= of the association; null for root"),
+    "raw_shares": ("integer|string|null", "Fairshare= of the association; 'parent' (uses its account's); null for root"),
     "norm_shares": ("number", "share of the whole cluster (product down the tree)"),
     "raw_usage": ("number", "decayed CPU-seconds"),
     "norm_usage": ("number", "raw usage / the cluster's raw usage"),

@@ -9,17 +9,15 @@ from ..model import JOB_FIELDS, NODE_FIELDS, PARTITION_FIELDS, PRIORITY_FACTOR_F
 
 
 def _schema_for(type_text):
-    nullable = type_text.endswith("|null")
-    base = type_text.split("|")[0]
-    if base.startswith("list"):
-        schema = {"type": "array"}
-    elif base.startswith("dict"):
-        schema = {"type": "object"}
-    else:
-        schema = {"type": base}
-    if nullable:
-        schema = {"anyOf": [schema, {"type": "null"}]}
-    return schema
+    """``"integer|null"`` -> ``{"anyOf": [{"type": "integer"}, {"type": "null"}]}``; ``list[...]`` is an array."""
+    def one(base):
+        if base.startswith("list"):
+            return {"type": "array"}
+        if base.startswith("dict"):
+            return {"type": "object"}
+        return {"type": base}
+    schemas = [one(part) for part in type_text.split("|")]
+    return schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
 
 
 def _object(fields):

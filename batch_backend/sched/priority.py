@@ -433,7 +433,8 @@ def fairshare_table(associations, tracker, now):
     the account they belong to in ``account``. Returns rows in sshare order
     (an account, its users by name, then its sub-accounts by name, depth
     first), each a dict with ``account``, ``user``, ``parent``, ``depth``,
-    ``raw_shares`` (None for root), ``norm_shares``, ``raw_usage``,
+    ``raw_shares`` (None for root, ``"parent"`` for Fairshare=parent, which
+    takes its parent account's shares and effective usage), ``norm_shares``, ``raw_usage``,
     ``norm_usage``, ``effective_usage`` and ``fairshare`` (None for root).
     """
     accounts, users_of, subs_of = {}, {}, {}
@@ -474,22 +475,26 @@ def fairshare_table(associations, tracker, now):
     def visit(account, depth, norm_shares, ue, seen):
         children = [("user", u, users_of[account][u]) for u in sorted(users_of.get(account, {}))] + \
                    [("account", s, accounts[s]) for s in sorted(subs_of.get(account, []))]
-        level = sum(max(0, int(c[2].get("shares") or 0)) for c in children)
+        level = sum(_shares(c[2]) or 0 for c in children)
         for kind, name, a in children:
             if kind == "account" and name in seen:
                 continue  # a cycle in bad input: show each account once
-            shares = max(0, int(a.get("shares") or 0))
-            s = norm_shares * shares / level if level else 0.0
+            shares = _shares(a)
             raw = (user_usage.get((account, name), 0.0) if kind == "user" else subtree_usage(name)) / scale
             u = min(1.0, raw / root_raw) if root_raw > 0 else 0.0
-            if depth == 0:
-                e = u
-            elif not level:
-                e = ue
+            if shares is None:  # Fairshare=parent: the parent account's shares and effective usage
+                s, e = norm_shares, ue
             else:
-                e = u + (ue - u) * shares / level
+                s = norm_shares * shares / level if level else 0.0
+                if depth == 0:
+                    e = u
+                elif not level:
+                    e = ue
+                else:
+                    e = u + (ue - u) * shares / level
             row = {"account": account if kind == "user" else name, "user": name if kind == "user" else None,
-                   "parent": account, "depth": depth + 1, "raw_shares": shares, "norm_shares": s,
+                   "parent": account, "depth": depth + 1, "raw_shares": "parent" if shares is None else shares,
+                   "norm_shares": s,
                    "raw_usage": raw, "norm_usage": u, "effective_usage": e,
                    "fairshare": fairshare_factor(e, s)}
             rows.append(row)
@@ -501,6 +506,17 @@ def fairshare_table(associations, tracker, now):
                  "norm_usage": 1.0 if root_raw > 0 else 0.0, "effective_usage": 1.0, "fairshare": None})
     visit(root, 0, 1.0, 1.0, (root,))
     return rows
+
+
+def _shares(association):
+    """An association's raw shares; None for ``Fairshare=parent`` (it uses its parent's)."""
+    value = association.get("shares")
+    if isinstance(value, str) and value.strip().lower() == "parent":
+        return None
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def default_associations(users):

@@ -280,3 +280,17 @@ def test_bad_priority_or_nice_is_refused_and_changes_nothing(tmp_path, fields):
     with pytest.raises(InvalidRequest):
         c.update_job(str(job_id), dict(fields, name="renamed"), caller("root", 0, admin=True))
     assert c.jobs[job_id] == before
+
+
+def test_fairshare_parent_takes_the_accounts_shares_and_usage():
+    tree = [dict(a) for a in TREE]
+    tree[4]["shares"] = "parent"  # bob: Fairshare=parent
+    u = UsageTracker(half_life=0)
+    u.charge("phys", "ana", 600, now=0)
+    u.charge("chem", "eve", 400, now=0)
+    by = {(r["account"], r["user"]): r for r in fairshare_table(tree, u, now=0)}
+    bob, phys = by[("phys", "bob")], by[("phys", None)]
+    assert bob["raw_shares"] == "parent"
+    assert (bob["norm_shares"], bob["effective_usage"], bob["fairshare"]) == (
+        phys["norm_shares"], phys["effective_usage"], phys["fairshare"])
+    assert by[("phys", "ana")]["norm_shares"] == 0.75  # the only sibling with shares
