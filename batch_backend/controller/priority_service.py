@@ -96,16 +96,21 @@ class PriorityService:
 
     # -- usage --------------------------------------------------------------------------
     def charge_running(self, now):
-        charges = []
+        charges, gone = [], []
         for job_id, since in self.charged_until.items():
             job = self.cluster.jobs.get(job_id)
-            if job is None or now <= since:
+            if job is None or job["state"] not in ("RUNNING", "COMPLETING", "SUSPENDED"):
+                gone.append(job_id)  # ended without a charge at its end (never happens; never leaks)
+                continue
+            if now <= since:
                 continue
             if job["state"] == "SUSPENDED":  # a suspended job uses nothing
                 self.charged_until[job_id] = now
                 continue
             charges.append((job, now - since))
             self.charged_until[job_id] = now
+        for job_id in gone:
+            del self.charged_until[job_id]
         if charges:
             self._charge(charges, now)
 
