@@ -161,6 +161,9 @@ def test_sshare_shows_both_users_with_usage_and_it_survives_kill_9(cluster, user
     assert lines[1].startswith("-------------------- ---------- ")
     assert lines[2].startswith("root ") and lines[2][21:31].strip() == ""  # the root account row, no user
     assert any(line.startswith(" root") and line.split()[1] == a for line in lines[2:])
+    mine = as_user(cluster, a, "sshare", "-n", "-P", "-o", "User")  # without -a: the caller's own rows
+    assert mine.returncode == 0 and mine.stderr == ""
+    assert {u for u in mine.stdout.split()} == {a}
     time.sleep(1.5)  # the controller journals usage once a second
     cluster.kill_controller()
     cluster.start_controller()
