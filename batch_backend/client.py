@@ -295,6 +295,14 @@ class Client:
     def config(self):
         return self.request("GET", "/config")["config"]
 
+    def priority_factors(self, *, ids=None, users=None, partitions=None):
+        """sprio: {"priority_type", "weights", "jobs": [per pending job factors, computed now]}."""
+        return self.request("GET", "/priority", query={"ids": ids, "users": users, "partitions": partitions})
+
+    def shares(self):
+        """sshare: {"priority_type", "time", "rows": [associations in tree order with usage and fairshare]}."""
+        return self.request("GET", "/shares")
+
     def shutdown(self):
         """Ask the controller to exit (admin only)."""
         return self.request("POST", "/shutdown", {})

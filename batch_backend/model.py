@@ -55,6 +55,7 @@ JOB_FIELDS = {
     "cancelled_by": ("integer|null", "uid that cancelled the job"),
     "priority": ("integer", "scheduling priority (higher runs first)"),
     "nice": ("integer", "nice value"),
+    "priority_set": ("integer|null", "priority pinned by an administrator (scontrol update priority=N, top), else null"),
     "submit_time": ("number", "epoch seconds"),
     "eligible_time": ("number|null", "when the job became eligible; null while held"),
     "start_time": ("number|null", "actual start, or the planner's estimate while pending (see start_estimated)"),
@@ -152,3 +153,32 @@ def gpu_count(gres):
             continue
         total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
     return total
+
+# One pending job's priority as sprio shows it (GET /v1/priority).
+PRIORITY_FACTOR_FIELDS = {
+    "job_id": ("integer", "raw job id"),
+    "display_id": ("string", "id as squeue shows it"),
+    "user": ("string", "owner"),
+    "account": ("string", "account ('' = the user's default)"),
+    "qos": ("string", "QOS name"),
+    "partition": ("string", "partition"),
+    "nice": ("integer", "nice value (subtracted)"),
+    "direct": ("boolean", "priority set by an administrator: no factors apply"),
+    "priority": ("integer", "the priority now: truncated weighted sum minus nice, at least 1"),
+    "factors": ("dict[string,number]", "normalised factors in [0,1]: age, fairshare, jobsize, partition, qos, and tres (a dict)"),
+    "weighted": ("dict[string,number]", "each factor times its PriorityWeight*"),
+}
+
+# One association as sshare shows it (GET /v1/shares), in tree order.
+SHARE_FIELDS = {
+    "account": ("string", "account (for a user row: the account it belongs to)"),
+    "user": ("string|null", "user, null on account rows"),
+    "parent": ("string|null", "parent account, null for root"),
+    "depth": ("integer", "0 for root, +1 per level (sshare indents by it)"),
+    "raw_shares": ("integer|string|null", "Fairshare= of the association; 'parent' (uses its account's); null for root"),
+    "norm_shares": ("number", "share of the whole cluster (product down the tree)"),
+    "raw_usage": ("number", "decayed CPU-seconds"),
+    "norm_usage": ("number", "raw usage / the cluster's raw usage"),
+    "effective_usage": ("number", "classic effective usage (parent's usage blended in)"),
+    "fairshare": ("number|null", "classic factor 2**(-effective_usage/norm_shares); null for root"),
+}

@@ -5,21 +5,19 @@ the document cannot drift from what the controller actually accepts.
 """
 
 from .. import __version__
-from ..model import JOB_FIELDS, NODE_FIELDS, PARTITION_FIELDS
+from ..model import JOB_FIELDS, NODE_FIELDS, PARTITION_FIELDS, PRIORITY_FACTOR_FIELDS, SHARE_FIELDS
 
 
 def _schema_for(type_text):
-    nullable = type_text.endswith("|null")
-    base = type_text.split("|")[0]
-    if base.startswith("list"):
-        schema = {"type": "array"}
-    elif base.startswith("dict"):
-        schema = {"type": "object"}
-    else:
-        schema = {"type": base}
-    if nullable:
-        schema = {"anyOf": [schema, {"type": "null"}]}
-    return schema
+    """``"integer|null"`` -> ``{"anyOf": [{"type": "integer"}, {"type": "null"}]}``; ``list[...]`` is an array."""
+    def one(base):
+        if base.startswith("list"):
+            return {"type": "array"}
+        if base.startswith("dict"):
+            return {"type": "object"}
+        return {"type": base}
+    schemas = [one(part) for part in type_text.split("|")]
+    return schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
 
 
 def _object(fields):
@@ -90,6 +88,18 @@ def openapi_document():
         "/v1/partitions": {"get": _op("Partitions", {"type": "object", "properties": {
             "partitions": {"type": "array", "items": {"$ref": "#/components/schemas/Partition"}}}})},
         "/v1/config": {"get": _op("Live configuration (scontrol show config)")},
+        "/v1/priority": {"get": _op(
+            "Pending jobs' multifactor priority factors, computed now (sprio)",
+            {"type": "object", "properties": {
+                "priority_type": {"type": "string", "description": "priority/basic or priority/multifactor"},
+                "weights": {"type": "object", "description": "PriorityWeight* and the other priority settings"},
+                "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/PriorityFactors"}}}},
+            params=("ids", "users", "partitions"))},
+        "/v1/shares": {"get": _op(
+            "Associations with shares, decayed usage and classic fairshare (sshare)",
+            {"type": "object", "properties": {
+                "priority_type": {"type": "string"}, "time": {"type": "number"},
+                "rows": {"type": "array", "items": {"$ref": "#/components/schemas/Share"}}}})},
     }
     for action in ("update", "hold", "uhold", "release", "requeue", "requeuehold", "suspend", "resume", "top"):
         paths[f"/v1/jobs/{{job_id}}/{action}"] = {"post": dict(_op(f"{action} a job (scontrol {action})",
@@ -103,6 +113,8 @@ def openapi_document():
         "components": {"schemas": {
             "Job": _object(JOB_FIELDS), "Node": _object(NODE_FIELDS), "Partition": _object(PARTITION_FIELDS),
             "Submission": _submission_schema(),
+            "PriorityFactors": _object(PRIORITY_FACTOR_FIELDS),
+            "Share": _object(SHARE_FIELDS),
             "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}}},
         }},

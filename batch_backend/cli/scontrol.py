@@ -69,6 +69,7 @@ JOB_UPDATE_KEYS = {
     "name": ("name", "str"),
     "comment": ("comment", "str"),
     "nice": ("nice", "int"),
+    "priority": ("priority", "int"),
     "numnodes": ("num_nodes", "nodes"),
     "reqnodes": ("num_nodes", "nodes"),
     "numtasks": ("num_tasks", "int"),

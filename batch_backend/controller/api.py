@@ -350,6 +350,39 @@ class PartitionsHandler(BaseHandler):
         self.reply({"partitions": out})
 
 
+class PriorityHandler(BaseHandler):
+    """sprio: each pending job's priority factors (computed now), and the weights."""
+
+    def get(self):
+        cluster = self.cluster
+        ids = self.list_arg("ids")
+        if ids:
+            seen, jobs = set(), []
+            for id_text in ids:
+                for j in cluster.find(id_text):
+                    if j["job_id"] not in seen:
+                        seen.add(j["job_id"])
+                        jobs.append(j)
+        else:
+            jobs = list(cluster.pending.values())
+        users, partitions = self.list_arg("users"), self.list_arg("partitions")
+        jobs = [j for j in jobs if (not users or j["user"] in users)
+                and (not partitions or j["partition"] in partitions)]
+        jobs.sort(key=lambda j: j["job_id"])
+        service = cluster.priority
+        self.reply({"priority_type": service.type, "weights": service.weights_dict(),
+                    "jobs": service.report(jobs, cluster.now())})
+
+
+class SharesHandler(BaseHandler):
+    """sshare: the association tree with shares, decayed usage and classic fairshare."""
+
+    def get(self):
+        service = self.cluster.priority
+        now = self.cluster.now()
+        self.reply({"priority_type": service.type, "time": now, "rows": service.fairshare_rows(now)})
+
+
 class ConfigHandler(BaseHandler):
     def get(self):
         self.reply({"config": self.controller.config_dict()})
@@ -504,6 +537,8 @@ def make_app(controller):
         (r"/v1/nodes/update", NodeUpdateHandler),
         (r"/v1/partitions", PartitionsHandler),
         (r"/v1/config", ConfigHandler),
+        (r"/v1/priority", PriorityHandler),
+        (r"/v1/shares", SharesHandler),
         (r"/v1/shutdown", ShutdownHandler),
         (r"/v1/tokens", TokensHandler),
         (r"/v1/noded/([A-Za-z0-9_.\-]+)/register", NodeRegisterHandler),

@@ -21,6 +21,7 @@ from ..sched import backfill, fifo
 from .dependencies import dependency_state, validate_dependency
 from .jobs import build_job, check_submission, format_array_pending, share_strings
 from .nodes import NodeRecord
+from .priority_service import PriorityService
 
 log = logging.getLogger("batchhub.controller")
 
@@ -80,6 +81,12 @@ class Cluster:
         from .steps import StepManager
         self.steps = StepManager(self, os.urandom(32))  # the daemon installs the persistent key
         self.stats = {"passes": 0, "last_pass_ms": 0.0, "submitted": 0}
+        # Where associations and QOS come from once sacctmgr manages them: callables returning
+        # the association rows ({"account", "parent", "user", "shares", "partition"}) and the
+        # QOS rows ({"name", "priority"}); None means "none configured" (see association_tree).
+        self.assoc_source = None
+        self.qos_source = None
+        self.priority = PriorityService(self)  # PriorityType, weights, usage (ValueError on bad config)
 
     # -- recovery ------------------------------------------------------------
     def recover(self):
@@ -109,7 +116,39 @@ class Cluster:
                     self._count_array_task(job["array_job_id"], +1)
         self.order_dirty = True
         self.recovered_at = now
+        self.priority.recover(now)
         return len(self.jobs)
+
+    # -- associations and QOS (the adapter the priority code reads) -------------------
+    def association_tree(self):
+        """Association rows ``{"account", "parent", "user", "shares", "partition"}`` or [] if none.
+
+        A user row may carry ``"default": True`` (the user's DefaultAccount: jobs
+        without ``-A`` are charged there; else the user's first row is). Per-partition
+        associations are not distinguished: usage is per (account, user).
+
+        The one place the controller asks for the account tree: sacctmgr's store
+        plugs in through ``assoc_source``. With no associations the priority code
+        uses its default tree (root with every user who has jobs, shares 1). After
+        a change, ``self.priority.associations_changed(now)`` applies it at once
+        (otherwise the next PriorityCalcPeriod pass does).
+        """
+        if self.assoc_source is not None:
+            return list(self.assoc_source() or [])
+        return []
+
+    def qos_priorities(self):
+        """QOS name -> Priority (``normal`` 0 when no QOS are configured)."""
+        rows = list(self.qos_source() or []) if self.qos_source is not None else []
+        out = {"normal": 0}
+        out.update({q["name"]: int(q.get("priority") or 0) for q in rows})
+        return out
+
+    def priority_tick(self):
+        """Once a second (the daemon's housekeeping): usage charging and PriorityCalcPeriod."""
+        self.priority.tick(self.now())
+        if self.order_dirty and self.pending:
+            self.request_schedule()
 
     def _opt(self, key, default):
         from ..conf import get_option
@@ -202,7 +241,11 @@ class Cluster:
             validate_dependency(job["dependency"], self._lookup_any)
         if sub.get("test_only"):
             return None
-        job["priority"] = job["priority"] or max(1, 10**8 - job["job_id"])
+        if job["dependency"]:
+            job["eligible_time"] = None  # a job ages (and shows an EligibleTime) once its dependency is met
+        job["priority_set"] = job["priority"] or None  # sbatch --priority by an admin pins it
+        self.priority.note_user(job["user"])
+        job["priority"] = self.priority.priority_of(job, now)
         if job["held"]:
             job["reason"] = "JobHeldUser"
         elif (job["begin_time"] or 0) > now:
@@ -221,8 +264,11 @@ class Cluster:
         self.jobs[job["job_id"]] = job
         self.pending[job["job_id"]] = job
         self.stats["submitted"] += 1
-        if job["priority"] != max(1, 10**8 - job["job_id"]):
-            self.order_dirty = True
+        if not self.order_dirty:
+            # appended last: the queue is still in order unless it outranks the job before it
+            before = self._pending_before_last()
+            if before is not None and job["priority"] > before["priority"]:
+                self.order_dirty = True
         self.request_schedule()
         return job["job_id"]
 
@@ -243,6 +289,11 @@ class Cluster:
                 except BatchError as e:
                     results.append({"error": {"code": e.code, "message": e.message}})
         return results
+
+    def _pending_before_last(self):
+        it = reversed(self.pending.values())
+        next(it, None)
+        return next(it, None)
 
     def _jobs_of_user(self, user):
         return [j for j in self.jobs.values() if j["user"] == user]
@@ -311,6 +362,9 @@ class Cluster:
             if job is None or job["state"] != "PENDING":
                 continue
             if isinstance(d, fifo.SetReason):
+                if job.get("eligible_time") is None and not job.get("held") \
+                        and d.reason not in ("Dependency", "DependencyNeverSatisfied", "BeginTime"):
+                    job["eligible_time"] = now  # its dependency is met: from now on it ages
                 job["reason"] = d.reason
                 changed.append(job)
             elif isinstance(d, backfill.Estimate):
@@ -379,6 +433,7 @@ class Cluster:
         job["num_cpus"] = sum(alloc.cpus_per_node.values())
         if job.get("eligible_time") is None:
             job["eligible_time"] = now
+        self.priority.job_started(job, now)
         self._expand_paths(job)
         for name in alloc.nodes:
             self.nodes[name].allocate(job["job_id"], alloc.cpus_per_node[name],
@@ -452,6 +507,7 @@ class Cluster:
         if state == "CANCELLED" and job.get("_cancelled_by") is not None:
             job["cancelled_by"] = job.pop("_cancelled_by")
         self._release_nodes(job)
+        self.priority.job_ended(job, now)
         self.steps.kill_all(job)  # a step never outlives its job
         if requeue:
             self._requeue_now(job, now, hold=(requeue == "hold"))
@@ -508,6 +564,7 @@ class Cluster:
         job["open_mode"] = "append"
         job["exit_code"] = job["exit_signal"] = 0
         job["num_cpus"] = job["num_tasks"] * job["cpus_per_task"]
+        job["priority"] = self.priority.priority_of(job, now)
         self.pending[job["job_id"]] = job
         self.order_dirty = True
         self._save(job)
@@ -601,7 +658,7 @@ class Cluster:
                 job["held"] = "admin" if (action == "hold" and caller.admin) else "user"
                 job["reason"] = "JobHeldAdmin" if job["held"] == "admin" else "JobHeldUser"
                 job["eligible_time"] = None
-                job["priority"] = job["priority"]
+                job["priority"] = 0  # Slurm: priority 0 means held
             elif action == "release":
                 if job["state"] != "PENDING":
                     raise Conflict("Job is no longer pending execution")
@@ -610,11 +667,13 @@ class Cluster:
                 job["held"] = ""
                 job["reason"] = "None"
                 job["eligible_time"] = self.now()
+                self.priority.refresh(job, self.now())
             elif action in ("requeue", "requeuehold"):
                 if job["state"] == "PENDING":
                     if action == "requeuehold":
                         job["held"] = "admin" if caller.admin else "user"
                         job["reason"] = "JobHeldAdmin" if caller.admin else "JobHeldUser"
+                        job["priority"] = 0
                     else:
                         raise Conflict("Job is pending execution")
                 elif job["state"] in ("RUNNING", "SUSPENDED"):
@@ -644,7 +703,8 @@ class Cluster:
                 if job["state"] != "PENDING":
                     raise Conflict("Job is no longer pending execution")
                 mine = [j["priority"] for j in self.pending.values() if j["uid"] == job["uid"]]
-                job["priority"] = max(mine) + 1
+                job["priority_set"] = max(mine) + 1  # pinned, as an admin-set priority is
+                self.priority.refresh(job, self.now())
                 self.order_dirty = True
             else:
                 raise InvalidRequest(f"unknown action {action}")
@@ -669,6 +729,11 @@ class Cluster:
         for key in fields:
             if key not in allowed:
                 raise InvalidRequest(f"Update of {key} is not supported")
+        for key, limit in (("priority", 2**32 - 2), ("nice", 2**31 - 1)):  # checked before anything changes
+            value = fields.get(key)
+            if key in fields and (isinstance(value, bool) or not isinstance(value, int) or abs(value) > limit
+                                  or (key == "priority" and value < 0)):
+                raise InvalidRequest(f"Invalid {key} value: {value}")
         changed = []
         for job in jobs:
             self._check_owner(job, caller)
@@ -690,13 +755,21 @@ class Cluster:
                 elif key == "priority":
                     if not caller.admin:
                         raise PermissionDenied("Access/permission denied: only an administrator may set the priority")
-                    job["priority"] = int(value)
+                    if value == 0:  # Slurm: priority=0 holds the job
+                        if job["state"] != "PENDING":
+                            raise Conflict("Job is no longer pending execution")
+                        job["held"], job["reason"], job["eligible_time"] = "admin", "JobHeldAdmin", None
+                        job["priority"] = 0
+                    else:
+                        job["priority_set"] = value
+                        self.priority.refresh(job, self.now())
                     self.order_dirty = True
                 elif key == "nice":
                     if int(value) < 0 and not caller.admin:
                         raise PermissionDenied("Access/permission denied: only an administrator may set a negative nice value")
-                    job["priority"] -= int(value) - job.get("nice", 0)
                     job["nice"] = int(value)
+                    if pending:
+                        self.priority.refresh(job, self.now())
                     self.order_dirty = True
                 elif key == "name":
                     job["name"] = str(value)

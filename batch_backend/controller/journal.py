@@ -88,6 +88,14 @@ class Journal:
     def set_next_job_id(self, value):
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('next_job_id', ?)", (str(value),))
 
+    # -- small durable values (usage snapshots, ...) ----------------------------
+    def get_meta(self, key):
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key, value):
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
     # -- jobs --------------------------------------------------------------
     def save_job(self, job):
         self.db.execute(

@@ -29,7 +29,8 @@ import time
 
 from ..sched import backfill, fifo
 from ..sched.placement import NodeView
-from ..sched.priority import FactorInputs, PriorityWeights, UsageTracker, job_priority
+from ..sched.priority import (FactorInputs, PriorityWeights, UsageTracker, default_associations,
+                              fairshare_table, job_priority)
 
 POLICIES = {"fifo": fifo.schedule, "backfill": backfill.schedule}
 PARTITION = "batch"
@@ -108,6 +109,7 @@ class Simulator:
         self.calc_period = calc_period
         self.usage = UsageTracker(self.weights.decay_half_life)
         self.users = sorted({j["user"] for j in self.jobs}) or ["u0"]
+        self.associations = default_associations(self.users)
         self.on_pass = on_pass  # callback(sim, now, decisions), for tests
         self.pending = {}
         self.running = {}
@@ -122,9 +124,10 @@ class Simulator:
             return  # insertion order is submit order
         if not self.order_dirty and self.last_calc is not None and now - self.last_calc < self.calc_period:
             return
-        share = 1.0 / len(self.users)
+        # the controller's classic fairshare over its default tree (every user under root, one share)
+        table = {r["user"]: r["fairshare"] for r in fairshare_table(self.associations, self.usage, now) if r["user"]}
         inputs = FactorInputs(total_nodes=len(self.views), total_cpus=self.total_cpus,
-                              fairshare=lambda job: self.usage.fairshare(job["account"], job["user"], share, now))
+                              fairshare=lambda job: table.get(job["user"], 0.0))
         for job in self.pending.values():
             job["priority"], _ = job_priority(job, now, weights=self.weights, factors_inputs=inputs)
         ordered = sorted(self.pending.values(), key=lambda j: (-j["priority"], j["submit_time"], j["job_id"]))
@@ -141,7 +144,7 @@ class Simulator:
             v.busy_jobs -= 1
         del self.running[job["job_id"]]
         if self.priority != "fcfs":
-            self.usage.charge(job["account"], job["user"], job["num_cpus"] * job["run_time"], job["end_time"])
+            self.usage.charge("root", job["user"], job["num_cpus"] * job["run_time"], job["actual_end"])
 
     def _start(self, job, alloc, now, heap, seq):
         job["start_time"], job["start_estimated"] = now, False
