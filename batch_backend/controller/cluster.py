@@ -18,9 +18,11 @@ from ..errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from ..model import ACTIVE_STATES, FINAL_STATES
 from ..patterns import expand_output_pattern
 from ..sched import backfill, fifo
+from ..sched import reservations as resv_policy
 from .dependencies import dependency_state, validate_dependency
 from .jobs import build_job, check_submission, format_array_pending
 from .nodes import NodeRecord
+from .reservations import ReservationBook
 
 log = logging.getLogger("batchhub.controller")
 
@@ -79,6 +81,7 @@ class Cluster:
         from .steps import StepManager
         self.steps = StepManager(self, os.urandom(32))  # the daemon installs the persistent key
         self.stats = {"passes": 0, "last_pass_ms": 0.0, "submitted": 0}
+        self.reservations = ReservationBook(self)  # advance reservations (controller/reservations.py)
 
     # -- recovery ------------------------------------------------------------
     def recover(self):
@@ -92,6 +95,7 @@ class Cluster:
                 node.reason_time = data.get("reason_time")
                 node.reason_user = data.get("reason_user", "")
         self.next_job_id = self.journal.next_job_id(int(self._opt("FirstJobId", 1)))
+        self.reservations.recover()
         for job in self.journal.load_live_jobs(now - self.min_job_age):
             self.jobs[job["job_id"]] = job
             if job["state"] == "PENDING":
@@ -203,6 +207,7 @@ class Cluster:
                                  now=now, cluster_name=self.cluster_name)
         if job["dependency"]:
             validate_dependency(job["dependency"], self._lookup_any)
+        self.reservations.check_job(job)
         if sub.get("test_only"):
             return None
         job["priority"] = job["priority"] or max(1, 10**8 - job["job_id"])
@@ -266,14 +271,23 @@ class Cluster:
             ordered = sorted(self.pending.values(), key=lambda j: (-j["priority"], j["submit_time"], j["job_id"]))
             self.pending = {j["job_id"]: j for j in ordered}
             self.order_dirty = False
+        # Advance reservations (sched/reservations.py): jobs that asked for one are placed
+        # inside it first; every other job sees reserved nodes as blocked time windows.
+        in_resv, outside = resv_policy.split_pending(self.pending.values())
+        windows = resv_policy.blocked_windows(self.reservations.items.values(), now, now + resv_policy.WINDOW_HORIZON)
         common = dict(
             nodes={n: r.view() for n, r in self.nodes.items()},
             partitions=self.partitions,
-            pending=list(self.pending.values()),
+            pending=outside,
             running_array_tasks=dict(self.running_array_tasks),
             dependency_state=lambda job: dependency_state(job, self._lookup_any, self._jobs_of_user),
             expand_hostlist=hostlist.expand,
+            reserved_windows=windows,
         )
+        resv_decisions = []
+        if in_resv:
+            resv_decisions = resv_policy.schedule_reserved(fifo.SchedState(**dict(common, pending=in_resv)),
+                                                           now, self.reservations.items, in_resv)
         # Like slurmctld: every event runs the cheap main scheduler (priority order, stop at
         # the first job that cannot start: it can never delay a higher-priority job); the
         # backfill planner, which costs milliseconds per pass on a long queue, runs every
@@ -287,6 +301,9 @@ class Cluster:
         else:
             state = fifo.SchedState(**common)
         decisions = (backfill if use_backfill else fifo).schedule(state, now)
+        if windows:
+            decisions = resv_policy.maint_reasons(decisions, outside, state, windows, now)
+        decisions = resv_decisions + decisions
         self.blocked_partitions = state.blocked
         changed = []
         starts = []
@@ -353,6 +370,7 @@ class Cluster:
         job["start_estimated"] = False
         job["sched_nodes"] = ""
         job["end_time"] = None if job["time_limit"] is None else now + job["time_limit"] * 60
+        self.reservations.job_started(job)  # a job in a reservation ends with it
         job["nodes"] = list(alloc.nodes)
         job["nodelist"] = hostlist.compress(alloc.nodes)
         job["batch_host"] = alloc.nodes[0]
@@ -442,6 +460,7 @@ class Cluster:
         if state == "CANCELLED" and job.get("_cancelled_by") is not None:
             job["cancelled_by"] = job.pop("_cancelled_by")
         self._release_nodes(job)
+        self.reservations.job_ended(job)
         self.steps.kill_all(job)  # a step never outlives its job
         if requeue:
             self._requeue_now(job, now, hold=(requeue == "hold"))
