@@ -76,6 +76,9 @@ class ReservationBook:
     def recover(self):
         self.items = self.cluster.journal.load_reservations()
         self.suffix = self.cluster.journal.reservation_suffix()
+        now = self.cluster.now()
+        for resv in self.items.values():  # PURGE_COMP idle time counts from the restart
+            resv["last_job"] = max(resv.get("last_job") or 0, now)
 
     def _save(self, resv):
         self.cluster.journal.save_reservation(resv)
@@ -445,10 +448,10 @@ class ReservationBook:
                 if self._running_in(resv["name"]) or self._pending_in(resv["name"]):
                     resv["last_job"] = now
                 elif now - max(resv.get("last_job") or 0, resv["start_time"]) >= (resv.get("purge_comp_time") or 300):
-                    if resv.get("_had_jobs"):
-                        log.info("reservation %s purged: its jobs completed", resv["name"])
-                        self._remove(resv)
-                        changed = True
+                    # Slurm: "purge the reservation if it is ever idle for <time> (no jobs associated with it)"
+                    log.info("reservation %s purged: idle for its PURGE_COMP time", resv["name"])
+                    self._remove(resv)
+                    changed = True
         return changed
 
     def _running_in(self, name):
@@ -461,7 +464,6 @@ class ReservationBook:
     def job_started(self, job):
         resv = self.items.get(job.get("reservation") or "")
         if resv is not None:
-            resv["_had_jobs"] = True
             resv["last_job"] = self.cluster.now()
             self.cap_end(job)
 
@@ -469,7 +471,6 @@ class ReservationBook:
         resv = self.items.get(job.get("reservation") or "")
         if resv is not None:
             resv["last_job"] = self.cluster.now()
-            resv["_had_jobs"] = True
 
     def _end_running_jobs(self, resv):
         for job in list(self.cluster.jobs.values()):
