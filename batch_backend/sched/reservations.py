@@ -373,3 +373,10 @@ def _kept_out_by_maint(job, state, windows, now):
     blocked = blocked_nodes(others, now, duration)
     views = [state.nodes[n] for n in part["nodes"] if n in state.nodes and n not in blocked]
     return place(job, views, expand_hostlist=state.expand_hostlist) is not None
+
+
+def end_of_window(resv, overrun_minutes):
+    """When jobs still running in ``resv``'s current window are ended (ResvOverRun; None = never)."""
+    if overrun_minutes is None:
+        return None
+    return resv["end_time"] + overrun_minutes * 60

@@ -208,3 +208,10 @@ def test_maint_window_gives_slurms_maintenance_reason():
     st = state(views(1), jobs, cls=fifo.SchedState, reserved_windows=windows)
     d = R.maint_reasons(fifo.schedule(st, 10), jobs, st, windows, 10)
     assert summary(d) == [("reason", 1, "ReqNodeNotAvail, Reserved for maintenance")]
+
+
+def test_jobs_in_a_reservation_end_with_it_plus_resv_over_run():
+    r = resv(start=0, end=H)
+    assert R.end_of_window(r, 0) == H
+    assert R.end_of_window(r, 5) == H + 300
+    assert R.end_of_window(r, None) is None   # ResvOverRun=UNLIMITED
