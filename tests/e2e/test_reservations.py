@@ -214,6 +214,23 @@ def test_reservation_job_waits_with_reason_reservation_until_the_start(cluster):
     wait_for(lambda: squeue(cluster, job, "%t %R") == "PD (ReservationDeleted)", what="reason ReservationDeleted")
 
 
+def test_reservation_job_starts_when_its_reservation_begins(cluster):
+    name = create(cluster, "StartTime=now+4", "Duration=5", "Nodes=n2", "Users=root")
+    job = cluster.sbatch(f"--reservation={name}", "-t", "1", "--wrap=true")
+    assert squeue(cluster, job, "%t %R") == "PD (Reservation)"
+    cluster.wait_state(job, "COMPLETED", timeout=30)
+    assert cluster.acct(job, "JobID,NodeList")[0] == [str(job), "n2"]
+
+
+def test_srun_runs_in_a_reservation(cluster):
+    name = create(cluster, "StartTime=now", "Duration=5", "Nodes=n3", "Users=root")
+    r = cluster.run("srun", f"--reservation={name}", "printenv", "SLURMD_NODENAME")
+    assert (r.returncode, r.stdout) == (0, "n3\n"), r.stderr
+    r = cluster.run("srun", "--reservation=nosuch", "true")
+    assert r.returncode == 1
+    assert r.stderr == "srun: error: Unable to allocate resources: Requested reservation is invalid\n"
+
+
 def test_unknown_reservation_is_refused_at_submit(cluster):
     r = cluster.run("sbatch", "--reservation=nosuch", "--wrap=true")
     assert r.returncode == 1
