@@ -201,6 +201,7 @@ class Cluster:
             if existing is not None:
                 return existing  # a retried submit: same job, never a second one
         now = self.now()
+        sub = self.reservations.submission_defaults(sub)
         job, payload = build_job(sub, job_id=self.next_job_id, caller=caller, partitions=self.partitions,
                                  default_partition=self.default_partition,
                                  nodes={n: r.template() for n, r in self.nodes.items()},

@@ -220,7 +220,7 @@ class ReservationBook:
         if pname is not None and pname not in self.cluster.partitions:
             raise InvalidRequest("Invalid partition name specified")
         name = spec.get("name") or None
-        if name is not None and (not isinstance(name, str) or not name.strip() or any(c in name for c in " ,=\n")):
+        if name is not None and (not isinstance(name, str) or not name.strip() or any(c in name for c in " ,=/\n")):
             raise InvalidRequest("Requested reservation is invalid")
         if name in self.items:
             raise Conflict("Duplicate reservation name")
@@ -394,6 +394,13 @@ class ReservationBook:
         self.cluster.request_schedule()
 
     # -- jobs -----------------------------------------------------------------------------------
+    def submission_defaults(self, sub):
+        """A job asking for a reservation without a partition gets the reservation's (as in Slurm)."""
+        resv = self.items.get(sub.get("reservation") or "")
+        if resv is not None and not sub.get("partition") and resv.get("partition"):
+            return dict(sub, partition=resv["partition"])
+        return sub
+
     def check_job(self, job, account=None):
         """Submit-time check of ``--reservation``: it exists and admits the job's user, group, account."""
         name = job.get("reservation")

@@ -287,7 +287,8 @@ def schedule_reserved(state, now, reservations, jobs):
         else:
             _clear_estimate(job, decisions)
         if reason is None:
-            names = [n for n in resv["nodes"] if n in state.nodes]
+            members = set(partition["nodes"])
+            names = [n for n in resv["nodes"] if n in state.nodes and n in members]
             if "FLEX" in (resv.get("flags") or ()):
                 if windows is None:
                     others = [r for r in reservations.values() if r["name"] != resv["name"]]

@@ -222,6 +222,14 @@ def test_reservation_job_starts_when_its_reservation_begins(cluster):
     assert cluster.acct(job, "JobID,NodeList")[0] == [str(job), "n2"]
 
 
+def test_a_job_without_partition_gets_its_reservations_partition(cluster):
+    name = create(cluster, "StartTime=now", "Duration=5", "PartitionName=gpu", "NodeCnt=1", "Users=root")
+    assert show(cluster, name)["Nodes"] == "n4"
+    job = cluster.sbatch(f"--reservation={name}", "--wrap=true")
+    cluster.wait_state(job, "COMPLETED")
+    assert cluster.acct(job, "JobID,Partition,NodeList")[0] == [str(job), "gpu", "n4"]
+
+
 def test_srun_runs_in_a_reservation(cluster):
     name = create(cluster, "StartTime=now", "Duration=5", "Nodes=n3", "Users=root")
     r = cluster.run("srun", f"--reservation={name}", "printenv", "SLURMD_NODENAME")

@@ -215,3 +215,11 @@ def test_jobs_in_a_reservation_end_with_it_plus_resv_over_run():
     assert R.end_of_window(r, 0) == H
     assert R.end_of_window(r, 5) == H + 300
     assert R.end_of_window(r, None) is None   # ResvOverRun=UNLIMITED
+
+
+def test_reservation_jobs_use_only_reserved_nodes_of_their_partition():
+    r = resv("x", start=0, end=H, nodes=["n3"])
+    jobs = [job(1, reservation="x")]
+    st = state(views(3), jobs, cls=fifo.SchedState)
+    st.partitions["p"]["nodes"] = ["n1", "n2"]       # n3 is reserved but not in the job's partition
+    assert summary(R.schedule_reserved(st, 10, {"x": r}, jobs)) == [("reason", 1, "Resources")]
