@@ -59,3 +59,24 @@ def test_show_record_layout():
     assert text.endswith("\n\n")
     assert "State=ACTIVE" in format_reservation(resv, now=2000.0)
     assert format_reservation(resv, oneliner=True, now=0).count("\n") == 1
+
+
+@pytest.mark.parametrize("state,flags,compact,long", [
+    ("IDLE", ["RESERVED"], "resv", "reserved"),
+    ("MIXED", ["RESERVED"], "mix", "mixed"),
+    ("IDLE", ["MAINT"], "maint", "maint"),
+    ("ALLOCATED", ["MAINT"], "alloc", "allocated"),
+    ("DRAINED", ["DRAIN", "MAINT"], "drain", "drained"),
+])
+def test_sinfo_shows_reserved_nodes_as_slurm_does(state, flags, compact, long):
+    from batch_backend.cli.formats_sinfo import node_state_compact, node_state_name
+    node = {"name": "n1", "state": state, "state_flags": flags, "cpus": 4, "alloc_cpus": 0}
+    assert (node_state_compact(node), node_state_name(node)) == (compact, long)
+
+
+def test_sinfo_state_filter_knows_resv_and_maint():
+    from batch_backend.cli.sinfo import _node_matches, parse_node_states
+    wanted = parse_node_states(["resv"])
+    assert _node_matches({"state": "MIXED", "state_flags": ["RESERVED"]}, wanted)
+    assert not _node_matches({"state": "IDLE", "state_flags": []}, wanted)
+    assert _node_matches({"state": "IDLE", "state_flags": ["MAINT"]}, parse_node_states(["maint"]))
