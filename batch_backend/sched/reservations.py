@@ -332,10 +332,12 @@ MAINT_REASON = "ReqNodeNotAvail, Reserved for maintenance"
 def maint_reasons(decisions, jobs, state, windows, now):
     """Explain waits caused by a MAINT reservation with Slurm's reason for it.
 
-    A job left waiting for Resources/Priority that would start now if the
+    A job left waiting for Resources (the head of its partition's queue; the
+    jobs behind it wait for Priority, as in Slurm) that would start now if the
     maintenance windows were not there gets reason ``ReqNodeNotAvail, Reserved
     for maintenance``. ``state`` is the pass's state (its node views already
-    show what the pass started). Returns the decisions, edited.
+    show what the pass started). At most a few placements per pass: one per
+    blocked partition. Returns the decisions, edited.
     """
     if not any(m for wins in windows.values() for _, _, m in wins):
         return decisions
@@ -348,9 +350,9 @@ def maint_reasons(decisions, jobs, state, windows, now):
             continue
         i = final.get(jid)
         reason = decisions[i].reason if i is not None else job.get("reason")
-        if reason not in ("Resources", "Priority", MAINT_REASON):
+        if reason not in ("Resources", MAINT_REASON):
             continue
-        want = reason if reason != MAINT_REASON else "Resources"
+        want = "Resources"
         if _kept_out_by_maint(job, state, windows, now):
             want = MAINT_REASON
         if i is not None:
