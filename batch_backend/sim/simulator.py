@@ -27,7 +27,7 @@ import math
 import statistics
 import time
 
-from ..sched import backfill, fifo
+from ..sched import backfill, fifo, reservations
 from ..sched.placement import NodeView
 from ..sched.priority import FactorInputs, PriorityWeights, UsageTracker, job_priority
 
@@ -89,7 +89,7 @@ class Simulator:
 
     def __init__(self, jobs, *, nodes, cpus, mem=0, policy="backfill", priority="fcfs",
                  bf_window=1440, bf_max_job_test=500, bf_resolution=60, bf_interval=0, weights=None,
-                 calc_period=300, on_pass=None):
+                 calc_period=300, on_pass=None, reservations=()):
         self.jobs = [dict(j) for j in jobs]
         self.policy_name = policy if isinstance(policy, str) else getattr(policy, "__name__", "custom")
         self.policy = POLICIES[policy] if isinstance(policy, str) else policy
@@ -108,6 +108,9 @@ class Simulator:
         self.usage = UsageTracker(self.weights.decay_half_life)
         self.users = sorted({j["user"] for j in self.jobs}) or ["u0"]
         self.on_pass = on_pass  # callback(sim, now, decisions), for tests
+        # Advance reservations (sched/reservations.py): trace jobs keep off their windows.
+        self.reservations = [dict(r) for r in reservations]
+        self.resv_ticks = set()
         self.pending = {}
         self.running = {}
         self.pass_times = []
@@ -157,9 +160,17 @@ class Simulator:
 
     def _pass(self, now, heap, seq):
         self._reprioritise(now)
+        windows = {}
+        if self.reservations:
+            windows = reservations.blocked_windows(self.reservations, now, now + reservations.WINDOW_HORIZON)
+            ends = [e for wins in windows.values() for _, e, _ in wins if e > now]
+            if ends and min(ends) not in self.resv_ticks:  # nodes come back: time for a pass
+                self.resv_ticks.add(min(ends))
+                seq += 1
+                heapq.heappush(heap, (min(ends), 2, seq, 0))
         state = backfill.BackfillState(
             nodes=self.views, partitions=self.partitions, pending=list(self.pending.values()),
-            running=list(self.running.values()), **self.bf)
+            running=list(self.running.values()), reserved_windows=windows, **self.bf)
         policy = self.policy
         if self.bf_interval:
             if self.last_backfill is not None and now - self.last_backfill < self.bf_interval:
