@@ -106,14 +106,25 @@ def parse_options(args, msg, now=None):
     return spec
 
 
+def _unreachable():
+    from ..client import ControllerUnreachable
+    return ControllerUnreachable
+
+
+def _reason(exc):
+    """The controller's message, or Slurm's text when no controller answered (slurm_perror style)."""
+    from .common import unreachable_reason
+    return exc.message if hasattr(exc, "message") else unreachable_reason(exc)
+
+
 def create(args):
     spec = parse_options(args, "No reservation created.")
     from ..client import APIError, Client
     try:
         resv = Client().create_reservation(**spec)
-    except APIError as e:
-        text = f"Error creating the reservation: {e.message}"
-        if e.message in ("Requested nodes are busy", "Requested node configuration is not available"):
+    except (APIError, _unreachable()) as e:
+        text = f"Error creating the reservation: {_reason(e)}"
+        if getattr(e, "message", "") in ("Requested nodes are busy", "Requested node configuration is not available"):
             text += ("\nNote, unless nodes are directly requested a reservation must exist in a single partition."
                      "\nIf no partition is requested the default partition is assumed.")
         raise CommandError(text, raw=True) from None
@@ -129,8 +140,8 @@ def update(args):
     from ..client import APIError, Client
     try:
         Client().update_reservation(name, **spec)
-    except APIError as e:
-        raise CommandError(f"Error updating the reservation: {e.message}", raw=True) from None
+    except (APIError, _unreachable()) as e:
+        raise CommandError(f"Error updating the reservation: {_reason(e)}", raw=True) from None
     write_out("Reservation updated.\n")
     return 0
 
@@ -140,8 +151,8 @@ def delete(arg):
     from ..client import APIError, Client
     try:
         Client().delete_reservation(name)
-    except APIError as e:
-        raise CommandError(f"delete_reservation {arg}: {e.message}", raw=True) from None
+    except (APIError, _unreachable()) as e:
+        raise CommandError(f"delete_reservation {arg}: {_reason(e)}", raw=True) from None
     return 0
 
 

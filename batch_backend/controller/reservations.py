@@ -433,10 +433,8 @@ class ReservationBook:
         """Roll, end, purge; returns True when scheduling may see something new."""
         now = self.cluster.now()
         changed = False
+        self._end_running_jobs(now)
         for resv in list(self.items.values()):
-            stop = R.end_of_window(resv, self.overrun)
-            if stop is not None and now >= stop:
-                self._end_running_jobs(resv)
             if R.is_active(resv, now) and not resv.get("_seen_active"):
                 resv["_seen_active"] = True
                 changed = True
@@ -479,12 +477,21 @@ class ReservationBook:
         if resv is not None:
             resv["last_job"] = self.cluster.now()
 
-    def _end_running_jobs(self, resv):
+    def _end_running_jobs(self, now):
+        """Jobs past the end of their reservation's window (+ResvOverRun) end, state TIMEOUT.
+
+        Their expected end was capped when they started (:meth:`cap_end`), so this
+        holds after a recurring reservation has rolled on to its next window too.
+        """
+        if self.overrun is None:
+            return
         for job in list(self.cluster.jobs.values()):
-            if job.get("reservation") != resv["name"] or job["state"] != "RUNNING" or job.get("_resv_ended"):
+            if not job.get("reservation") or job["state"] != "RUNNING" or job.get("_resv_ended") \
+                    or job.get("end_time") is None or job["end_time"] > now:
                 continue
             job["_resv_ended"] = True
-            log.info("job %s: reservation %s ended, ending the job", job["job_id"], resv["name"])
+            log.info("job %s: the window of reservation %s is over, ending the job", job["job_id"],
+                     job["reservation"])
             if job.get("interactive"):
                 self.cluster.job_ended(job["job_id"], "TIMEOUT", reason="TimeLimit")
             else:

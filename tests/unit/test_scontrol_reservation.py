@@ -80,3 +80,22 @@ def test_sinfo_state_filter_knows_resv_and_maint():
     assert _node_matches({"state": "MIXED", "state_flags": ["RESERVED"]}, wanted)
     assert not _node_matches({"state": "IDLE", "state_flags": []}, wanted)
     assert _node_matches({"state": "IDLE", "state_flags": ["MAINT"]}, parse_node_states(["maint"]))
+
+
+@pytest.mark.parametrize("args,stderr", [
+    (["create", "res", "StartTime=now", "Duration=5", "Nodes=n1", "Users=root"],
+     "Error creating the reservation: Unable to contact slurm controller (connect failure)\n"),
+    (["update", "ReservationName=x", "Duration=5"],
+     "Error updating the reservation: Unable to contact slurm controller (connect failure)\n"),
+    (["delete", "ReservationName=x"], "delete_reservation ReservationName=x: "
+                                      "Unable to contact slurm controller (connect failure)\n"),
+    (["show", "reservation"], "slurm_load_reservations error: Unable to contact slurm controller (connect failure)\n"),
+])
+def test_controller_unreachable_texts(tmp_path, args, stderr):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, BATCHHUB_SOCKET=str(tmp_path / "none.sock"))
+    r = subprocess.run([sys.executable, "-m", "batch_backend.cli.scontrol", *args], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", stderr)
