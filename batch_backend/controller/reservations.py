@@ -18,6 +18,7 @@ this module applies them to the live cluster:
 
 import grp
 import logging
+import math
 import os
 import pwd
 
@@ -97,6 +98,15 @@ class ReservationBook:
         if not caller.admin:
             raise PermissionDenied("Access/permission denied")
 
+    @staticmethod
+    def _check_fields(spec, allowed):
+        unknown = set(spec) - allowed
+        if unknown:
+            raise InvalidRequest(f"unknown field {sorted(unknown)[0]!r}")
+        for key in ("name", "nodes", "partition", "features", "comment", "licenses"):
+            if spec.get(key) is not None and not isinstance(spec[key], str):
+                raise InvalidRequest(f"field {key!r} must be a string")
+
     def _resolve_nodes(self, spec_nodes, partition):
         text = spec_nodes.strip()
         if text.upper() == "ALL":
@@ -169,13 +179,14 @@ class ReservationBook:
         start = spec.get("start_time", current["start_time"] if current else None)
         if start is None:
             raise InvalidRequest("A start time must be given.  No reservation created.")
-        if not isinstance(start, (int, float)) or isinstance(start, bool):
+        if not _finite(start):
             raise InvalidRequest("Invalid time specified")
         end = spec.get("end_time")
         duration = spec.get("duration")
-        if end is not None and (not isinstance(end, (int, float)) or isinstance(end, bool)):
+        if end is not None and not _finite(end):
             raise InvalidRequest("Invalid time specified")
-        if duration is not None and (not isinstance(duration, int) or isinstance(duration, bool) or duration < -1):
+        if duration is not None and (not isinstance(duration, int) or isinstance(duration, bool) or duration < -1
+                                     or duration > 100 * YEAR // 60):
             raise InvalidRequest("Invalid time specified")
         if current is None and start < now - MAX_RESV_DELAY:
             raise InvalidRequest("Invalid time specified")
@@ -202,9 +213,7 @@ class ReservationBook:
     # -- create / update / delete ---------------------------------------------------------------
     def create(self, spec, caller):
         self._check_admin(caller)
-        unknown = set(spec) - SPEC_FIELDS
-        if unknown:
-            raise InvalidRequest(f"unknown field {sorted(unknown)[0]!r}")
+        self._check_fields(spec, SPEC_FIELDS)
         now = self.cluster.now()
         start, end = self._times(spec, now)
         flags, purge = self._flags(spec.get("flags"), set())
@@ -323,9 +332,7 @@ class ReservationBook:
 
     def update(self, name, spec, caller):
         self._check_admin(caller)
-        unknown = set(spec) - SPEC_FIELDS - {"name"}
-        if unknown:
-            raise InvalidRequest(f"unknown field {sorted(unknown)[0]!r}")
+        self._check_fields(spec, SPEC_FIELDS - {"name"})
         current = self.get(name)
         now = self.cluster.now()
         resv = dict(current, flags=list(current["flags"]), nodes=list(current["nodes"]))
@@ -519,6 +526,10 @@ class ReservationBook:
                     if out.get(n) != "MAINT":
                         out[n] = flag
         return out
+
+
+def _finite(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def user_groups(user, gid):

@@ -118,3 +118,15 @@ def test_start_time_far_in_the_past_is_refused(make, clock):
     c = make()
     with pytest.raises(InvalidRequest, match="Invalid time specified"):
         c.reservations.create({"start_time": clock.t - 3600, "duration": 10, "nodes": "n1", "users": "root"}, ROOT)
+
+
+@pytest.mark.parametrize("bad", [
+    {"start_time": float("nan")}, {"start_time": "tomorrow"}, {"duration": True}, {"duration": "10"},
+    {"partition": ["p"]}, {"nodes": 3}, {"users": 5}, {"colour": "blue"}, {"end_time": float("inf")},
+])
+def test_malformed_api_requests_are_400s_and_change_nothing(make, clock, bad):
+    c = make()
+    spec = dict({"start_time": clock.t, "duration": 10, "nodes": "n1", "users": "root"}, **bad)
+    with pytest.raises(InvalidRequest):
+        c.reservations.create(spec, ROOT)
+    assert c.reservations.items == {} and make().reservations.items == {}
