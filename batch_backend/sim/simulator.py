@@ -27,7 +27,8 @@ import math
 import statistics
 import time
 
-from ..sched import backfill, fifo, reservations
+from ..sched import backfill, fifo
+from ..sched import reservations as resv_rules
 from ..sched.placement import NodeView
 from ..sched.priority import FactorInputs, PriorityWeights, UsageTracker, job_priority
 
@@ -163,7 +164,7 @@ class Simulator:
         self._reprioritise(now)
         windows = {}
         if self.reservations:
-            windows = reservations.blocked_windows(self.reservations, now, now + reservations.WINDOW_HORIZON)
+            windows = resv_rules.blocked_windows(self.reservations, now, now + resv_rules.WINDOW_HORIZON)
             ends = [e for wins in windows.values() for _, e, _ in wins if e > now]
             if ends and min(ends) not in self.resv_ticks:  # nodes come back: time for a pass
                 self.resv_ticks.add(min(ends))
