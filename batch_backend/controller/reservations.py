@@ -429,11 +429,20 @@ class ReservationBook:
             job["end_time"] = cap
 
     def _retime_running(self, resv):
+        """A changed window moves the expected end of the jobs running in it (journaled)."""
+        changed = []
         for job in self.cluster.jobs.values():
             if job.get("reservation") == resv["name"] and job["state"] == "RUNNING":
                 limit = job.get("time_limit")
+                before = job.get("end_time")
                 job["end_time"] = None if limit is None else job["start_time"] + limit * 60
                 self.cap_end(job)
+                if job["end_time"] != before:
+                    job.pop("_resv_ended", None)
+                    changed.append(job)
+        if changed:
+            with self.cluster.journal.transaction():
+                self.cluster._save(*changed)
 
     # -- time passing -----------------------------------------------------------------------------
     def tick(self):

@@ -264,6 +264,15 @@ def test_jobs_still_running_when_the_reservation_ends_are_ended(cluster):
     wait_for(lambda: name not in reservation_names(cluster), what="the ended reservation to go away")
 
 
+def test_extending_the_reservation_lets_its_jobs_run_on(cluster):
+    name = create(cluster, "StartTime=now", "EndTime=now+5", "Nodes=n3", "Users=root")
+    job = cluster.sbatch(f"--reservation={name}", "-t", "30", "--wrap=sleep 9")
+    cluster.wait_state(job, "RUNNING")
+    r = cluster.run("scontrol", "update", f"ReservationName={name}", "Duration+=1")
+    assert r.returncode == 0, r.stderr
+    assert cluster.wait_state(job, {"COMPLETED", "TIMEOUT"}, timeout=30) == "COMPLETED"
+
+
 def test_reservations_survive_kill_9_of_the_controller(cluster):
     first = create(cluster, "StartTime=now+1hour", "Duration=45", "Nodes=n1", "Users=root", "Flags=DAILY")
     before = show(cluster, first)
