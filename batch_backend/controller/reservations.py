@@ -422,8 +422,8 @@ class ReservationBook:
     def cap_end(self, job):
         """A job started in a reservation ends with it (plus ResvOverRun): its expected end, for planning."""
         resv = self.items.get(job.get("reservation") or "")
-        if resv is None or self.overrun is None:
-            return
+        if resv is None or self.overrun is None or "FLEX" in resv["flags"]:
+            return  # FLEX: jobs may end after the reservation
         cap = R.end_of_window(resv, self.overrun)
         if job.get("end_time") is None or job["end_time"] > cap:
             job["end_time"] = cap

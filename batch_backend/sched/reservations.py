@@ -268,19 +268,21 @@ def schedule_reserved(state, now, reservations, jobs):
     with every start, so the main pass that follows sees what these jobs took.
     Returns :class:`~.fifo.Start`, :class:`~.fifo.SetReason` and
     :class:`~.backfill.Estimate` decisions: a job waiting for its reservation
-    to begin is estimated to start with it. A FLEX reservation's jobs may also
-    use free nodes of their partition outside any reservation.
+    to begin is estimated to start with it. The jobs of a FLEX reservation may
+    start before it, end after it and use any free node of their partition
+    that no other reservation holds (Slurm's FLEX).
     """
     from .backfill import Estimate, _clear_estimate, _estimate_changed
     decisions = []
-    windows = None
+    others_windows = {}   # FLEX reservation name -> windows of every other reservation
     for job in jobs:
         resv = reservations.get(job.get("reservation"))
         partition = state.partitions.get(job["partition"])
         reason = ineligible_reason(job, partition, now, state)
         if reason is None and resv is None:
             reason = "ReservationDeleted"
-        if reason is None and not is_active(resv, now):
+        flex = reason is None and "FLEX" in (resv.get("flags") or ())
+        if reason is None and not flex and not is_active(resv, now):
             reason = "Reservation"
             if _estimate_changed(job, resv["start_time"], list(resv["nodes"]), state.expand_hostlist):
                 decisions.append(Estimate(job["job_id"], resv["start_time"], list(resv["nodes"])))
@@ -289,12 +291,14 @@ def schedule_reserved(state, now, reservations, jobs):
         if reason is None:
             members = set(partition["nodes"])
             names = [n for n in resv["nodes"] if n in state.nodes and n in members]
-            if "FLEX" in (resv.get("flags") or ()):
+            if flex:
+                windows = others_windows.get(resv["name"])
                 if windows is None:
                     others = [r for r in reservations.values() if r["name"] != resv["name"]]
-                    windows = blocked_windows(others, now, now + 1)
+                    windows = others_windows[resv["name"]] = blocked_windows(others, now, now + WINDOW_HORIZON)
                 busy = blocked_nodes(windows, now, job_duration(job))
-                names += [n for n in partition["nodes"] if n in state.nodes and n not in busy and n not in names]
+                names = [n for n in names if n not in busy] + [
+                    n for n in partition["nodes"] if n in state.nodes and n not in busy and n not in names]
             views = [state.nodes[n] for n in names if state.nodes[n].usable]
             count = len(job_task_ids(job)) if job.get("array_spec") else 1
             started = 0

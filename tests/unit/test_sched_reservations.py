@@ -223,3 +223,14 @@ def test_reservation_jobs_use_only_reserved_nodes_of_their_partition():
     st = state(views(3), jobs, cls=fifo.SchedState)
     st.partitions["p"]["nodes"] = ["n1", "n2"]       # n3 is reserved but not in the job's partition
     assert summary(R.schedule_reserved(st, 10, {"x": r}, jobs)) == [("reason", 1, "Resources")]
+
+
+def test_flex_jobs_may_start_early_and_outside_but_not_in_another_reservation():
+    flex = resv("flex", start=H, end=2 * H, nodes=["n1"], flags=["FLEX"])
+    other = resv("other", start=0, end=H, nodes=["n2"])
+    jobs = [job(1, reservation="flex", num_tasks=4), job(2, reservation="flex", num_tasks=4),
+            job(3, reservation="flex", num_tasks=4)]
+    st = state(views(3), jobs, cls=fifo.SchedState)
+    d = summary(R.schedule_reserved(st, 0, {"flex": flex, "other": other}, jobs))
+    # before its start, on its own node and on free n3; never on n2 (held by "other")
+    assert d == [("start", 1, ["n1"]), ("start", 2, ["n3"]), ("reason", 3, "Resources")]
