@@ -2,7 +2,8 @@
 
 import sys
 
-SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel", "hub": "benchmarks.hub"}
+SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel", "hub": "benchmarks.hub",
+          "sched": "benchmarks.sched_sim", "memory": "benchmarks.controller_memory"}
 
 
 def main(suite, extra=()):

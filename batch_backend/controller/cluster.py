@@ -20,7 +20,7 @@ from ..patterns import expand_output_pattern
 from ..sched import backfill, fifo
 from ..sched import reservations as resv_policy
 from .dependencies import dependency_state, validate_dependency
-from .jobs import build_job, check_submission, format_array_pending
+from .jobs import build_job, check_submission, format_array_pending, share_strings
 from .nodes import NodeRecord
 from .reservations import ReservationBook
 
@@ -72,8 +72,9 @@ class Cluster:
         self.jobs = {}        # job_id -> job dict (active + recently finished)
         self.pending = {}     # job_id -> job dict, submit order
         self.order_dirty = False
-        self.payloads = {}    # job_id -> payload, for jobs not yet launched (cache)
-        self.json_cache = {}  # job_id -> JSON text as last journaled
+        # Scripts and environments (payloads) and the jobs' JSON text are not kept in memory:
+        # with 100,000 known jobs they would cost ~4 KB a job. A payload is read back from the
+        # journal when the job launches, the JSON text is made when asked for.
         self.running_array_tasks = {}
         self._schedule_handle = None
         self.blocked_partitions = set()
@@ -97,6 +98,7 @@ class Cluster:
         self.next_job_id = self.journal.next_job_id(int(self._opt("FirstJobId", 1)))
         self.reservations.recover()
         for job in self.journal.load_live_jobs(now - self.min_job_age):
+            share_strings(job)
             self.jobs[job["job_id"]] = job
             if job["state"] == "PENDING":
                 self.pending[job["job_id"]] = job
@@ -122,8 +124,6 @@ class Cluster:
         """Journal jobs; the JSON text written is also what the API serves for them."""
         texts = [json.dumps(job, separators=(",", ":")) for job in jobs]
         self.journal.save_jobs(jobs, texts)
-        for job, text in zip(jobs, texts):
-            self.json_cache[job["job_id"]] = text
         if self.on_change is not None:
             for job in jobs:
                 self.on_change(job)
@@ -133,11 +133,8 @@ class Cluster:
         return job
 
     def job_json(self, job):
-        """The job as JSON text, from the cache kept in step with the journal."""
-        text = self.json_cache.get(job["job_id"])
-        if text is None:
-            text = self.json_cache[job["job_id"]] = json.dumps(job, separators=(",", ":"))
-        return text
+        """The job as JSON text (what the full job list serves)."""
+        return json.dumps(job, separators=(",", ":"))
 
     def find(self, id_text):
         """Jobs named by 'N', 'A' (an array: all its tasks), 'A_i' or 'A_[x-y]'.
@@ -229,7 +226,6 @@ class Cluster:
         self.next_job_id = job["job_id"] + 1
         self.jobs[job["job_id"]] = job
         self.pending[job["job_id"]] = job
-        self.payloads[job["job_id"]] = payload
         self.stats["submitted"] += 1
         if job["priority"] != max(1, 10**8 - job["job_id"]):
             self.order_dirty = True
@@ -272,9 +268,11 @@ class Cluster:
             ordered = sorted(self.pending.values(), key=lambda j: (-j["priority"], j["submit_time"], j["job_id"]))
             self.pending = {j["job_id"]: j for j in ordered}
             self.order_dirty = False
+        # Held jobs cannot start and hold/release set their reason: leaving them out keeps a
+        # pass cheap however many jobs users park in the queue.
         # Advance reservations (sched/reservations.py): jobs that asked for one are placed
         # inside it first; every other job sees reserved nodes as blocked time windows.
-        in_resv, outside = resv_policy.split_pending(self.pending.values())
+        in_resv, outside = resv_policy.split_pending(j for j in self.pending.values() if not j["held"])
         windows = resv_policy.blocked_windows(self.reservations.items.values(), now, now + resv_policy.WINDOW_HORIZON)
         common = dict(
             nodes={n: r.view() for n, r in self.nodes.items()},
@@ -320,7 +318,6 @@ class Cluster:
                 job["start_time"] = d.start_time
                 job["start_estimated"] = d.start_time is not None
                 job["sched_nodes"] = hostlist.compress(d.nodes) if d.nodes else ""
-                self.json_cache.pop(job["job_id"], None)
             else:
                 started = self._start(job, d.allocation, now)
                 changed.extend(started)
@@ -404,13 +401,9 @@ class Cluster:
 
     # -- talking to nodes -------------------------------------------------------------
     def launch_message(self, job):
-        payload = self.payloads.get(job["job_id"])
+        payload = self.journal.load_payload(job["job_id"])
         if payload is None and job.get("array_job_id"):
-            payload = self.payloads.get(job["array_job_id"])
-        if payload is None:
-            payload = self.journal.load_payload(job["job_id"])
-            if payload is None and job.get("array_job_id"):
-                payload = self.journal.load_payload(job["array_job_id"])
+            payload = self.journal.load_payload(job["array_job_id"])
         payload = payload or {"script": "#!/bin/sh\nexit 1\n", "script_args": [], "environment": {}}
         host = job["batch_host"]
         node = self.nodes[host]
@@ -445,7 +438,6 @@ class Cluster:
     def _send_launch(self, job):
         node = self.nodes[job["batch_host"]]
         node.push({"type": "launch", "job_id": job["job_id"], "launch": self.launch_message(job)})
-        self.payloads.pop(job["job_id"], None)
 
     # -- job end ----------------------------------------------------------------------
     def job_ended(self, job_id, state, exit_code=0, exit_signal=0, reason="", end_time=None, node=None,
@@ -969,7 +961,6 @@ class Cluster:
         for job_id in [j for j, job in self.jobs.items()
                        if job["state"] in FINAL_STATES and (job.get("end_time") or 0) < cutoff]:
             del self.jobs[job_id]
-            self.json_cache.pop(job_id, None)
 
     # -- queries --------------------------------------------------------------------------------
     def query(self, *, ids=None, users=None, partitions=None, states=None, names=None, include_finished=False):

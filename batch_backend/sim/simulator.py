@@ -174,9 +174,11 @@ class Simulator:
             nodes=self.views, partitions=self.partitions, pending=list(self.pending.values()),
             running=list(self.running.values()), reserved_windows=windows, **self.bf)
         policy = self.policy
+        backfill_owed = False
         if self.bf_interval:
             if self.last_backfill is not None and now - self.last_backfill < self.bf_interval:
                 policy = fifo.schedule  # the main scheduler, between backfill passes
+                backfill_owed = True
             else:
                 self.last_backfill = now
         t0 = time.perf_counter()
@@ -195,8 +197,11 @@ class Simulator:
             elif isinstance(d, backfill.Estimate):
                 job["start_time"], job["start_estimated"] = d.start_time, d.start_time is not None
                 job["sched_nodes"] = d.nodes
-        if self.bf_interval and self.pending and (self.next_tick is None or self.next_tick <= now):
-            # Wake up for the next backfill pass even if no job submits or ends by then.
+        if backfill_owed and self.pending and (self.next_tick is None or self.next_tick <= now):
+            # Something happened that only the main scheduler has seen: wake up for the next
+            # backfill pass even if no job submits or ends by then. Without an event since the
+            # last backfill pass nothing could start, so no tick is needed (as slurmctld skips
+            # backfill cycles when nothing changed).
             self.next_tick = self.last_backfill + self.bf_interval
             seq += 1
             heapq.heappush(heap, (self.next_tick, 2, seq, 0))
