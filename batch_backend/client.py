@@ -302,6 +302,28 @@ class Client:
     def shares(self):
         """sshare: {"priority_type", "time", "rows": [associations in tree order with usage and fairshare]}."""
         return self.request("GET", "/shares")
+    # -- advance reservations --------------------------------------------------
+    def reservations(self, names=None):
+        """Reservations (scontrol show reservation): dicts as in ``model.RESERVATION_FIELDS``."""
+        return self.request("GET", "/reservations", query={"names": names})["reservations"]
+
+    def reservation(self, name):
+        """One reservation by name; NotFound ("Requested reservation is invalid") otherwise."""
+        return self.request("GET", f"/reservations/{http11.quote(name, safe='')}")["reservation"]
+
+    def create_reservation(self, **spec):
+        """scontrol create reservation (admins). ``spec``: name, start_time, end_time or duration
+        (minutes), nodes or node_cnt/core_cnt, partition, users/groups/accounts, flags...
+        Returns the reservation as stored (its ``name`` is generated when not given)."""
+        return self.request("POST", "/reservations", spec)["reservation"]
+
+    def update_reservation(self, name, **spec):
+        """scontrol update ReservationName=... (admins); list fields accept '+a'/'-a' edits."""
+        return self.request("POST", f"/reservations/{http11.quote(name, safe='')}", spec)["reservation"]
+
+    def delete_reservation(self, name):
+        """scontrol delete ReservationName=... (admins); refused while jobs run in it."""
+        return self.request("DELETE", f"/reservations/{http11.quote(name, safe='')}")
 
     def shutdown(self):
         """Ask the controller to exit (admin only)."""

@@ -95,6 +95,7 @@ JOB_FIELDS = {
     "signal": ("string", "--signal spec, e.g. 'B:USR2@90', or ''"),
     "comment": ("string", "--comment"),
     "held": ("string", "'' or 'user' or 'admin'"),
+    "reservation": ("string", "advance reservation the job runs in (--reservation), or ''"),
     "steps": ("list[dict]", "steps: {step_id, name, state, exit_code, exit_signal, start_time, end_time, nodelist, num_tasks}"),
 }
 
@@ -136,6 +137,32 @@ PARTITION_FIELDS = {
     "hidden": ("boolean", "Hidden=YES"),
     "priority_tier": ("integer", "PriorityTier"),
     "total_cpus": ("integer", "sum of member node CPUs"),
+}
+
+
+# The reservation dict sent by the API (GET /v1/reservations). Create and update
+# requests use the same names for what they set (see controller/reservations.py).
+RESERVATION_FIELDS = {
+    "name": ("string", "ReservationName"),
+    "start_time": ("number", "start of the current (or next) window, epoch seconds"),
+    "end_time": ("number", "end of that window, epoch seconds"),
+    "state": ("string", "ACTIVE while start_time <= now <= end_time, else INACTIVE"),
+    "nodes": ("list[string]", "reserved node names (whole nodes)"),
+    "nodelist": ("string", "reserved nodes as a hostlist"),
+    "node_cnt": ("integer", "NodeCnt"),
+    "core_cnt": ("integer", "CoreCnt: CPUs of the reserved nodes"),
+    "features": ("string", "Features the nodes were chosen by, or ''"),
+    "partition": ("string", "PartitionName, or ''"),
+    "flags": ("list[string]", "MAINT, FLEX, OVERLAP, IGNORE_JOBS, DAILY, WEEKDAY, WEEKEND, WEEKLY, "
+                              "SPEC_NODES, ALL_NODES, PART_NODES, PURGE_COMP"),
+    "flags_text": ("string", "Flags= as scontrol prints them"),
+    "purge_comp_time": ("integer|null", "PURGE_COMP=<time> in seconds (null: the default 5 minutes)"),
+    "users": ("list[string]", "Users= (a leading '-' excludes)"),
+    "groups": ("list[string]", "Groups= (Unix groups; a leading '-' excludes)"),
+    "accounts": ("list[string]", "Accounts= (a leading '-' excludes)"),
+    "licenses": ("string", "Licenses="),
+    "comment": ("string", "Comment="),
+    "tres": ("string", "TRES= (cpu=N)"),
 }
 
 

@@ -5,7 +5,7 @@ the document cannot drift from what the controller actually accepts.
 """
 
 from .. import __version__
-from ..model import JOB_FIELDS, NODE_FIELDS, PARTITION_FIELDS, PRIORITY_FACTOR_FIELDS, SHARE_FIELDS
+from ..model import JOB_FIELDS, NODE_FIELDS, PARTITION_FIELDS, PRIORITY_FACTOR_FIELDS, RESERVATION_FIELDS, SHARE_FIELDS
 
 
 def _schema_for(type_text):
@@ -35,6 +35,21 @@ def _submission_schema():
     return {"type": "object", "properties": props, "required": ["script"], "additionalProperties": False}
 
 
+def _reservation_request_schema():
+    listish = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    return {"type": "object", "additionalProperties": False, "properties": {
+        "name": {"type": "string", "description": "ReservationName (default: <first account/user/group>_N)"},
+        "start_time": {"type": "number", "description": "epoch seconds"},
+        "end_time": {"type": "number", "description": "epoch seconds"},
+        "duration": {"type": "integer", "description": "minutes; -1 = UNLIMITED"},
+        "duration_delta": {"type": "integer", "description": "update only: minutes added (Duration+=)"},
+        "nodes": {"type": "string", "description": "hostlist or ALL"},
+        "node_cnt": {"type": "integer"}, "core_cnt": {"type": "integer"},
+        "partition": {"type": "string"}, "features": {"type": "string"},
+        "users": listish, "groups": listish, "accounts": listish,
+        "flags": listish, "comment": {"type": "string"}, "licenses": {"type": "string"}}}
+
+
 ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
@@ -53,6 +68,8 @@ def _op(summary, response_schema=None, body=None, params=(), status="200"):
 
 def openapi_document():
     job_ref = {"$ref": "#/components/schemas/Job"}
+    resv_ref = {"$ref": "#/components/schemas/Reservation"}
+    resv_param = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
     id_param = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
                  "description": "N, A (array) or A_i"}]
     paths = {
@@ -100,6 +117,22 @@ def openapi_document():
             {"type": "object", "properties": {
                 "priority_type": {"type": "string"}, "time": {"type": "number"},
                 "rows": {"type": "array", "items": {"$ref": "#/components/schemas/Share"}}}})},
+        "/v1/reservations": {
+            "get": _op("Advance reservations (scontrol show reservation)", {"type": "object", "properties": {
+                "reservations": {"type": "array", "items": resv_ref}}}, params=("names",)),
+            "post": _op("Create a reservation (scontrol create reservation; admins)",
+                        {"type": "object", "properties": {"reservation": resv_ref}},
+                        body={"$ref": "#/components/schemas/ReservationRequest"}, status="201"),
+        },
+        "/v1/reservations/{name}": {
+            "get": dict(_op("One reservation", {"type": "object", "properties": {"reservation": resv_ref}}),
+                        parameters=resv_param),
+            "post": dict(_op("Update a reservation (scontrol update ReservationName=...; admins)",
+                             {"type": "object", "properties": {"reservation": resv_ref}},
+                             body={"$ref": "#/components/schemas/ReservationRequest"}), parameters=resv_param),
+            "delete": dict(_op("Delete a reservation (scontrol delete ReservationName=...; admins)"),
+                           parameters=resv_param),
+        },
     }
     for action in ("update", "hold", "uhold", "release", "requeue", "requeuehold", "suspend", "resume", "top"):
         paths[f"/v1/jobs/{{job_id}}/{action}"] = {"post": dict(_op(f"{action} a job (scontrol {action})",
@@ -115,6 +148,8 @@ def openapi_document():
             "Submission": _submission_schema(),
             "PriorityFactors": _object(PRIORITY_FACTOR_FIELDS),
             "Share": _object(SHARE_FIELDS),
+            "Reservation": _object(RESERVATION_FIELDS),
+            "ReservationRequest": _reservation_request_schema(),
             "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}}},
         }},

@@ -324,7 +324,14 @@ class NodesHandler(BaseHandler):
             records = [nodes[n] for n in wanted]
         else:
             records = list(nodes.values())
-        self.reply({"nodes": [r.to_dict() for r in records]})
+        reserved = self.cluster.reservations.node_flags()
+        out = []
+        for r in records:
+            d = r.to_dict()
+            if r.name in reserved:  # in an active reservation: sinfo's resv / maint
+                d["state_flags"] = d["state_flags"] + [reserved[r.name]]
+            out.append(d)
+        self.reply({"nodes": out})
 
 
 class NodeUpdateHandler(BaseHandler):
@@ -381,6 +388,34 @@ class SharesHandler(BaseHandler):
         service = self.cluster.priority
         now = self.cluster.now()
         self.reply({"priority_type": service.type, "time": now, "rows": service.fairshare_rows(now)})
+class ReservationsHandler(BaseHandler):
+    """``scontrol show reservation`` (GET, anyone) and ``scontrol create reservation`` (POST, admins)."""
+
+    def get(self):
+        book = self.cluster.reservations
+        names = self.list_arg("names")
+        records = book.list() if not names else [book.get(n) for n in names]
+        self.reply({"reservations": [book.public(r) for r in records]})
+
+    def post(self):
+        book = self.cluster.reservations
+        self.reply({"reservation": book.public(book.create(self.body(), self.caller))}, status=201)
+
+
+class ReservationHandler(BaseHandler):
+    """One reservation: GET it, POST changes to it (``scontrol update``), DELETE it."""
+
+    def get(self, name):
+        book = self.cluster.reservations
+        self.reply({"reservation": book.public(book.get(name))})
+
+    def post(self, name):
+        book = self.cluster.reservations
+        self.reply({"reservation": book.public(book.update(name, self.body(), self.caller))})
+
+    def delete(self, name):
+        self.cluster.reservations.delete(name, self.caller)
+        self.reply({"deleted": name})
 
 
 class ConfigHandler(BaseHandler):
@@ -536,6 +571,8 @@ def make_app(controller):
         (r"/v1/nodes", NodesHandler),
         (r"/v1/nodes/update", NodeUpdateHandler),
         (r"/v1/partitions", PartitionsHandler),
+        (r"/v1/reservations", ReservationsHandler),
+        (r"/v1/reservations/([^/]+)", ReservationHandler),
         (r"/v1/config", ConfigHandler),
         (r"/v1/priority", PriorityHandler),
         (r"/v1/shares", SharesHandler),

@@ -18,10 +18,12 @@ from ..errors import BatchError, Conflict, InvalidRequest, NotFound, PermissionD
 from ..model import ACTIVE_STATES, FINAL_STATES
 from ..patterns import expand_output_pattern
 from ..sched import backfill, fifo
+from ..sched import reservations as resv_policy
 from .dependencies import dependency_state, validate_dependency
 from .jobs import build_job, check_submission, format_array_pending, share_strings
 from .nodes import NodeRecord
 from .priority_service import PriorityService
+from .reservations import ReservationBook
 
 log = logging.getLogger("batchhub.controller")
 
@@ -87,6 +89,7 @@ class Cluster:
         self.assoc_source = None
         self.qos_source = None
         self.priority = PriorityService(self)  # PriorityType, weights, usage (ValueError on bad config)
+        self.reservations = ReservationBook(self)  # advance reservations (controller/reservations.py)
 
     # -- recovery ------------------------------------------------------------
     def recover(self):
@@ -100,6 +103,7 @@ class Cluster:
                 node.reason_time = data.get("reason_time")
                 node.reason_user = data.get("reason_user", "")
         self.next_job_id = self.journal.next_job_id(int(self._opt("FirstJobId", 1)))
+        self.reservations.recover()
         for job in self.journal.load_live_jobs(now - self.min_job_age):
             share_strings(job)
             self.jobs[job["job_id"]] = job
@@ -233,12 +237,14 @@ class Cluster:
             if existing is not None:
                 return existing  # a retried submit: same job, never a second one
         now = self.now()
+        sub = self.reservations.submission_defaults(sub)
         job, payload = build_job(sub, job_id=self.next_job_id, caller=caller, partitions=self.partitions,
                                  default_partition=self.default_partition,
                                  nodes={n: r.template() for n, r in self.nodes.items()},
                                  now=now, cluster_name=self.cluster_name)
         if job["dependency"]:
             validate_dependency(job["dependency"], self._lookup_any)
+        self.reservations.check_job(job)
         if sub.get("test_only"):
             return None
         if job["dependency"]:
@@ -331,16 +337,25 @@ class Cluster:
             ordered = sorted(self.pending.values(), key=lambda j: (-j["priority"], j["submit_time"], j["job_id"]))
             self.pending = {j["job_id"]: j for j in ordered}
             self.order_dirty = False
+        # Held jobs cannot start and hold/release set their reason: leaving them out keeps a
+        # pass cheap however many jobs users park in the queue.
+        # Advance reservations (sched/reservations.py): jobs that asked for one are placed
+        # inside it first; every other job sees reserved nodes as blocked time windows.
+        in_resv, outside = resv_policy.split_pending(j for j in self.pending.values() if not j["held"])
+        windows = resv_policy.blocked_windows(self.reservations.items.values(), now, now + resv_policy.WINDOW_HORIZON)
         common = dict(
             nodes={n: r.view() for n, r in self.nodes.items()},
             partitions=self.partitions,
-            # Held jobs cannot start and hold/release set their reason: leaving them out keeps a
-            # pass cheap however many jobs users park in the queue.
-            pending=[j for j in self.pending.values() if not j["held"]],
+            pending=outside,
             running_array_tasks=dict(self.running_array_tasks),
             dependency_state=lambda job: dependency_state(job, self._lookup_any, self._jobs_of_user),
             expand_hostlist=hostlist.expand,
+            reserved_windows=windows,
         )
+        resv_decisions = []
+        if in_resv:
+            resv_decisions = resv_policy.schedule_reserved(fifo.SchedState(**dict(common, pending=in_resv)),
+                                                           now, self.reservations.items, in_resv)
         # Like slurmctld: every event runs the cheap main scheduler (priority order, stop at
         # the first job that cannot start: it can never delay a higher-priority job); the
         # backfill planner, which costs milliseconds per pass on a long queue, runs every
@@ -354,6 +369,9 @@ class Cluster:
         else:
             state = fifo.SchedState(**common)
         decisions = (backfill if use_backfill else fifo).schedule(state, now)
+        if windows:
+            decisions = resv_policy.maint_reasons(decisions, outside, state, windows, now)
+        decisions = resv_decisions + decisions
         self.blocked_partitions = state.blocked
         changed = []
         starts = []
@@ -422,6 +440,7 @@ class Cluster:
         job["start_estimated"] = False
         job["sched_nodes"] = ""
         job["end_time"] = None if job["time_limit"] is None else now + job["time_limit"] * 60
+        self.reservations.job_started(job)  # a job in a reservation ends with it
         job["nodes"] = list(alloc.nodes)
         job["nodelist"] = hostlist.compress(alloc.nodes)
         job["batch_host"] = alloc.nodes[0]
@@ -508,6 +527,7 @@ class Cluster:
             job["cancelled_by"] = job.pop("_cancelled_by")
         self._release_nodes(job)
         self.priority.job_ended(job, now)
+        self.reservations.job_ended(job)
         self.steps.kill_all(job)  # a step never outlives its job
         if requeue:
             self._requeue_now(job, now, hold=(requeue == "hold"))

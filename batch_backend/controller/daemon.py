@@ -146,6 +146,8 @@ class Controller:
                 self.cluster.enforce_interactive_limits()
                 self.cluster.purge_old_jobs()
                 self.cluster.priority_tick()
+                if self.cluster.reservations.tick():
+                    self.cluster.request_schedule()
                 if self.cluster.backfill_due() or any(
                         j.get("begin_time") or j.get("dependency") for j in self.cluster.pending.values()):
                     self.cluster.request_schedule()

@@ -39,6 +39,7 @@ CREATE INDEX IF NOT EXISTS jobs_array ON jobs(array_job_id);
 CREATE TABLE IF NOT EXISTS payloads (job_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS submit_tokens (token TEXT PRIMARY KEY, job_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reservations (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 _JOB_COLUMNS = ("job_id", "array_job_id", "state", "user", "uid", "partition", "name",
@@ -166,6 +167,26 @@ class Journal:
 
     def load_nodes(self):
         return {name: json.loads(data) for name, data in self.db.execute("SELECT name, data FROM nodes")}
+
+    # -- reservations ------------------------------------------------------
+    def save_reservation(self, resv):
+        data = {k: v for k, v in resv.items() if not k.startswith("_")}
+        self.db.execute("INSERT OR REPLACE INTO reservations(name, data) VALUES (?, ?)",
+                        (resv["name"], json.dumps(data, separators=(",", ":"))))
+
+    def delete_reservation(self, name):
+        self.db.execute("DELETE FROM reservations WHERE name=?", (name,))
+
+    def load_reservations(self):
+        return {name: json.loads(data) for name, data in self.db.execute("SELECT name, data FROM reservations")}
+
+    def reservation_suffix(self):
+        """The counter behind automatic reservation names (``alice_3``)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='resv_suffix'").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_reservation_suffix(self, value):
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('resv_suffix', ?)", (str(value),))
 
 
 class _Transaction:

@@ -28,6 +28,7 @@ import statistics
 import time
 
 from ..sched import backfill, fifo
+from ..sched import reservations as resv_rules
 from ..sched.placement import NodeView
 from ..sched.priority import (FactorInputs, PriorityWeights, UsageTracker, default_associations,
                               fairshare_table, job_priority)
@@ -91,7 +92,7 @@ class Simulator:
 
     def __init__(self, jobs, *, nodes, cpus, mem=0, policy="backfill", priority="fcfs",
                  bf_window=1440, bf_max_job_test=500, bf_resolution=60, bf_interval=0, weights=None,
-                 calc_period=300, on_pass=None):
+                 calc_period=300, on_pass=None, reservations=()):
         self.jobs = [dict(j) for j in jobs]
         self.policy_name = policy if isinstance(policy, str) else getattr(policy, "__name__", "custom")
         self.policy = POLICIES[policy] if isinstance(policy, str) else policy
@@ -111,6 +112,9 @@ class Simulator:
         self.users = sorted({j["user"] for j in self.jobs}) or ["u0"]
         self.associations = default_associations(self.users)
         self.on_pass = on_pass  # callback(sim, now, decisions), for tests
+        # Advance reservations (sched/reservations.py): trace jobs keep off their windows.
+        self.reservations = [dict(r) for r in reservations]
+        self.resv_ticks = set()
         self.pending = {}
         self.running = {}
         self.pass_times = []
@@ -161,9 +165,17 @@ class Simulator:
 
     def _pass(self, now, heap, seq):
         self._reprioritise(now)
+        windows = {}
+        if self.reservations:
+            windows = resv_rules.blocked_windows(self.reservations, now, now + resv_rules.WINDOW_HORIZON)
+            ends = [e for wins in windows.values() for _, e, _ in wins if e > now]
+            if ends and min(ends) not in self.resv_ticks:  # nodes come back: time for a pass
+                self.resv_ticks.add(min(ends))
+                seq += 1
+                heapq.heappush(heap, (min(ends), 2, seq, 0))
         state = backfill.BackfillState(
             nodes=self.views, partitions=self.partitions, pending=list(self.pending.values()),
-            running=list(self.running.values()), **self.bf)
+            running=list(self.running.values()), reserved_windows=windows, **self.bf)
         policy = self.policy
         backfill_owed = False
         if self.bf_interval:

@@ -225,3 +225,16 @@ def test_trace_generator_is_seeded():
     assert generate(50, procs=64, seed=9) == generate(50, procs=64, seed=9)
     assert generate(50, procs=64, seed=9) != generate(50, procs=64, seed=10)
     assert all(isinstance(j, SwfJob) and j.run_time <= j.requested_time for j in generate(200, procs=64))
+
+
+def test_simulated_jobs_keep_off_an_advance_reservation():
+    """The simulator runs the same reservation rules: no job on reserved nodes during the window."""
+    jobs, _ = jobs_from_swf(records(swf_line(1, 0, 500, 8, 600), swf_line(2, 10, 100, 4, 600),
+                                    swf_line(3, 20, 60, 4, 120)), total_cpus=8)
+    window = {"name": "maint", "start_time": 300, "end_time": 2000, "nodes": ["n00001"], "flags": ["MAINT"]}
+    sim = Simulator(jobs, nodes=2, cpus=4, policy="backfill", reservations=[window])
+    sim.run()
+    start = {j["job_id"]: j["start_time"] for j in sim.jobs}
+    assert start[1] == 2000                  # needs both nodes for 600 s: only after the window
+    assert start[2] == 10 and sim.jobs[1]["nodes"] == ["n00002"]   # would still run at 300: beside it
+    assert start[3] == 20 and sim.jobs[2]["nodes"] == ["n00001"]   # ends before 300: on the reserved node
