@@ -405,11 +405,21 @@ def allocation_env(job, base):
 
 # -- running a step ------------------------------------------------------------------------
 
-def _listen_host():
-    """(bind, advertise): all interfaces when this host has a configured address, else loopback."""
+def _listen_host(controller_address=None):
+    """(bind, advertise) for the step's I/O and PMI servers: an address the nodes can reach.
+
+    A configured address (``BATCHHUB_SRUN_ADDR``) is advertised and every
+    interface listened on; with a TCP controller, the address this host uses to
+    reach it (the cluster network; the nodes reach srun there); else loopback
+    (controller, nodes and srun share this host).
+    """
     addr = os.environ.get("BATCHHUB_SRUN_ADDR") or os.environ.get("BATCHHUB_NODE_ADDR")
     if addr and addr not in ("127.0.0.1", "localhost"):
         return ("::" if ":" in addr else "0.0.0.0"), addr
+    from ..client import local_address_for
+    local = local_address_for(controller_address)
+    if local:
+        return local, local
     return "127.0.0.1", "127.0.0.1"
 
 
@@ -548,7 +558,7 @@ class StepRunner:
         if spec and spec.lower() not in ("none", "all") and not spec.isdigit():
             self.input_file = spec
         self.sel = selectors.DefaultSelector()
-        bind, advertise = _listen_host()
+        bind, advertise = _listen_host(getattr(client, "address", None))
         self.listener = socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind((bind, 0))
         self.listener.listen(4096)
