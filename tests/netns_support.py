@@ -293,3 +293,15 @@ class NetnsCluster:
 
     def path(self, *parts):
         return os.path.join(self.workdir, *parts)
+
+    def processes(self, host, marker):
+        """pids in ``host``'s namespace whose command line contains ``marker``."""
+        found = []
+        for pid in _ip("netns", "pids", self._ns(host), check=False).stdout.split():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(pid))
+            except OSError:
+                pass
+        return found
