@@ -778,6 +778,10 @@ class Cluster:
             if job is None:
                 continue
             node.push({"type": "cancel", "job_id": job_id})
+            batch_host = self.nodes.get(job.get("batch_host") or "")
+            if batch_host is not None and batch_host is not node:
+                # the job's other nodes live on: its batch script there must end with the job
+                batch_host.push({"type": "cancel", "job_id": job_id, "stale": True})
             if job.get("requeue"):
                 job["_requeue"] = "requeue"
             self.job_ended(job_id, state, reason="NodeDown")

@@ -124,3 +124,26 @@ def test_short_partition_changes_nothing(netns_cluster):
     with open(c.path("short.out")) as f:
         assert f.read() == "done n1\n"
     assert c.node_states()["n1"] in ("idle", "mix")
+
+
+def test_partition_of_one_node_of_a_multi_node_job(netns_cluster):
+    """A 2-node job loses n3: the whole job ends NODE_FAIL, its batch script and step on n1 are killed at
+    once, and the step task n3 kept running through the partition dies when n3 is back."""
+    c = netns_cluster
+    marker = f"mh-step-{uuid.uuid4().hex[:8]}"
+    job = c.sbatch("-w", "n1,n3", "-N2", "-o", c.path("step.out"),
+                   input=f"#!/bin/bash\nsrun -N2 bash -c 'exec -a {marker} sleep 300'\n")
+    c.wait_state(job, "RUNNING")
+    wait_for(lambda: c.processes("n1", marker) and c.processes("n3", marker), "the step's tasks run on n1 and n3")
+    c.cut("n3")
+    try:
+        assert c.wait_state(job, "NODE_FAIL", timeout=20) == "NODE_FAIL"
+        wait_for(lambda: not c.processes("n1", marker), "the step's task on the healthy node n1 killed")
+        assert c.processes("n3", marker)  # the partitioned node cannot know yet
+    finally:
+        c.restore("n3")
+    wait_for(lambda: not c.processes("n3", marker), "the stale step task on n3 killed after the link returned")
+    c.wait_nodes(["n3"], ("down",))
+    assert c.state(job) == "NODE_FAIL"
+    resume(c, "n3")
+    c.wait_nodes(["n1"], ("idle",))  # nothing of the job is left on n1
