@@ -43,7 +43,8 @@ class Cluster:
         # Slurm's ReturnToService: 0 = a node DOWN for not responding stays DOWN until an admin
         # resumes it; 1/2 = it returns when its daemon registers again (BatchHub's default: 1,
         # virtual nodes on one host come and go with their daemons)
-        self.return_to_service = int(get_option(conf, "ReturnToService", 1) or 0)
+        from ..conf import get_int_option
+        self.return_to_service = get_int_option(conf, "ReturnToService", 1) or 0
         self.mint_job_token = None  # job -> token for jobs on nodes reached over TCP (set by the daemon)
         self.epoch = os.urandom(8).hex()
         self.nodes = {}

@@ -147,3 +147,18 @@ def test_partition_of_one_node_of_a_multi_node_job(netns_cluster):
     assert c.state(job) == "NODE_FAIL"
     resume(c, "n3")
     c.wait_nodes(["n1"], ("idle",))  # nothing of the job is left on n1
+
+
+def test_controller_restart_with_remote_nodes(netns_cluster):
+    """kill -9 of the controller: the remote nodes keep their job, re-register over TCP, and it completes once."""
+    c = netns_cluster
+    out = c.path("survivor.out")
+    job = c.sbatch("-w", "n2", "-o", out, "--wrap=echo start; sleep 3; echo end $(hostname)")
+    c.wait_state(job, "RUNNING")
+    os.kill(c.procs.pop("ctl").pid, signal.SIGKILL)
+    time.sleep(1)
+    c.start_controller()
+    assert c.wait_state(job, ("COMPLETED", "NODE_FAIL", "FAILED"), timeout=30) == "COMPLETED"
+    with open(out) as f:
+        assert f.read() == "start\nend n2\n"
+    c.wait_nodes(c.node_names, ("idle",))
