@@ -88,3 +88,11 @@ def test_job_token_ends_with_its_job(netns_cluster):
     assert token and token != c.token
     r = c.run("squeue", "-h", env={"BATCHHUB_TOKEN": token})
     assert r.returncode == 1 and f"token of job {job}, which has ended" in r.stderr, r
+
+
+def test_srun_on_the_controller_socket_reaches_remote_nodes(netns_cluster):
+    """An admin on the controller's host, on its Unix socket: srun still listens where the nodes can reach it."""
+    c = netns_cluster
+    r = c.run("srun", "-N3", "-l", "hostname", env={"BATCHHUB_SOCKET": c.socket, "BATCHHUB_TOKEN": ""})
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines()) == ["0: n1", "1: n2", "2: n3"]
