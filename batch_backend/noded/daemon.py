@@ -241,6 +241,12 @@ class NodeDaemon:
             return  # the controller marked the job RUNNING when it decided; only ends are news
         if event.get("event") == "ended":
             job_id = event["job_id"]
+            current = self.runners.get(job_id)
+            if current is not None and (current.launch.get("restarts") or 0) != event.get("restarts", 0):
+                # a stale earlier run (killed on the controller's word) ended while the job's current
+                # run goes on here: report it (the controller ignores it), keep tracking the current one
+                self.events.put_nowait(event)
+                return
             self.runners.pop(job_id, None)
             leftovers.forget(self.spool_dir, f"job{job_id}")
             self.busy_cpu_ids.pop(job_id, None)
@@ -264,8 +270,8 @@ class NodeDaemon:
                     log.info("event delivery failed (%s); retrying", e)
                     await asyncio.sleep(0.3)
             for ev in batch:
-                if ev.get("event") == "ended":
-                    self.finished.pop(ev["job_id"], None)
+                if ev.get("event") == "ended" and self.finished.get(ev["job_id"]) is ev:
+                    del self.finished[ev["job_id"]]
 
     async def stats_loop(self):
         while True:

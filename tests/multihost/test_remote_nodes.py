@@ -96,3 +96,41 @@ def test_srun_on_the_controller_socket_reaches_remote_nodes(netns_cluster):
     r = c.run("srun", "-N3", "-l", "hostname", env={"BATCHHUB_SOCKET": c.socket, "BATCHHUB_TOKEN": ""})
     assert r.returncode == 0, r.stderr
     assert sorted(r.stdout.splitlines()) == ["0: n1", "1: n2", "2: n3"]
+
+
+def test_requeued_job_back_on_its_returning_node_runs_once(netns_cluster):
+    """ReturnToService=1: n2 returns from a partition with a stale run of a job that was requeued meanwhile
+    and now starts on n2 again: the stale run is killed, the new one runs to the end, once."""
+    import uuid
+    c = netns_cluster
+    marker = f"mh-back-{uuid.uuid4().hex[:8]}"
+    blockers = [c.sbatch("-w", n, "-c2", "-o", "/dev/null", "--wrap=sleep 300") for n in ("n1", "n3")]
+    try:
+        for b in blockers:
+            c.wait_state(b, "RUNNING")
+        out = c.path("back.out")
+        job = c.sbatch("--requeue", "-o", out, input=(
+            "#!/bin/bash\necho \"run ${SLURM_RESTART_COUNT:-0} on $(hostname)\"\n"
+            f"if [ \"${{SLURM_RESTART_COUNT:-0}}\" = 0 ]; then exec -a {marker} sleep 300; fi\nsleep 2; echo done\n"))
+        c.wait_state(job, "RUNNING")
+        assert c.job(job)["NodeList"] == "n2"
+        deadline = time.time() + 20
+        while not c.processes("n2", marker) and time.time() < deadline:
+            time.sleep(0.1)
+        c.cut("n2")
+        try:
+            deadline = time.time() + 20
+            while c.job(job).get("Restarts") != "1" and time.time() < deadline:
+                time.sleep(0.2)
+            assert c.job(job)["JobState"] == "PENDING"  # requeued; no other node has room
+        finally:
+            c.restore("n2")
+        assert c.wait_state(job, ("COMPLETED", "FAILED"), timeout=40) == "COMPLETED"
+        assert not c.processes("n2", marker)
+        with open(out) as f:
+            assert f.read() == "run 0 on n2\nrun 1 on n2\ndone\n"
+        time.sleep(1)
+        assert c.state(job) == "COMPLETED" and c.job(job)["Restarts"] == "1"
+    finally:
+        c.run("scancel", *map(str, blockers))
+    c.wait_nodes(c.node_names, ("idle",))
