@@ -118,7 +118,7 @@ def test_short_partition_changes_nothing(netns_cluster):
     job = c.sbatch("-w", "n1", "-o", c.path("short.out"), "--wrap=sleep 4; echo done $(hostname)")
     c.wait_state(job, "RUNNING")
     c.cut("n1")
-    time.sleep(1.5)
+    time.sleep(1.0)
     c.restore("n1")
     assert c.wait_state(job, ("COMPLETED", "NODE_FAIL"), timeout=30) == "COMPLETED"
     with open(c.path("short.out")) as f:

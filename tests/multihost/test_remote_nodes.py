@@ -5,9 +5,12 @@ and hostname; nodes reach the controller only over TCP with their node
 credential, the CLI runs on the controller's host with a user token.
 """
 
-import os
+import importlib.util
 import sys
 import time
+import uuid
+
+import pytest
 
 NODES = {"n1": "10.77.0.11", "n2": "10.77.0.12", "n3": "10.77.0.13"}
 
@@ -65,10 +68,7 @@ if comm.Get_rank() == 0:
 
 def test_mpi_allreduce_across_three_hosts(netns_cluster):
     c = netns_cluster
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        import pytest
+    if importlib.util.find_spec("mpi4py") is None:
         pytest.skip("mpi4py is not installed")
     script = c.path("allreduce.py")
     with open(script, "w") as f:
@@ -99,9 +99,8 @@ def test_srun_on_the_controller_socket_reaches_remote_nodes(netns_cluster):
 
 
 def test_requeued_job_back_on_its_returning_node_runs_once(netns_cluster):
-    """ReturnToService=1: n2 returns from a partition with a stale run of a job that was requeued meanwhile
+    """ReturnToService=1 (the default): n2 returns from a partition with a stale run of a job that was requeued meanwhile
     and now starts on n2 again: the stale run is killed, the new one runs to the end, once."""
-    import uuid
     c = netns_cluster
     marker = f"mh-back-{uuid.uuid4().hex[:8]}"
     blockers = [c.sbatch("-w", n, "-c2", "-o", "/dev/null", "--wrap=sleep 300") for n in ("n1", "n3")]
