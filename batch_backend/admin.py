@@ -49,9 +49,12 @@ def cmd_noded(args, layout):
         conf, _ = _load_conf(layout)
     address = args.socket or controller_address(args.controller, conf) or layout.socket
     token = read_node_token(args.token_file or _conf_option(conf, "BatchHubNodeTokenFile"), address)
-    # the job's CLI reaches the controller the way this daemon does (TCP from another host)
-    run_noded(args.name, address, layout.spool_dir, token=token,
-              extra_env={"BATCHHUB_SOCKET": address, "BATCHHUB_SHARED_DIR": layout.shared_dir})
+    # the job's CLI reaches the controller the way this daemon does (TCP from another host,
+    # trusting the same TLS certificates)
+    extra_env = {"BATCHHUB_SOCKET": address, "BATCHHUB_SHARED_DIR": layout.shared_dir}
+    if os.environ.get("SSL_CERT_FILE") and address.startswith("https://"):
+        extra_env["SSL_CERT_FILE"] = os.environ["SSL_CERT_FILE"]
+    run_noded(args.name, address, layout.spool_dir, token=token, extra_env=extra_env)
 
 
 def _conf_option(conf, key):

@@ -91,8 +91,9 @@ def sweep_stale():
 class NetnsCluster:
     """Controller in namespace ``ctl`` (10.77.0.1), nodes ``n1..nN`` (10.77.0.11...), one switch."""
 
-    def __init__(self, home, conf_extra="", nodes=("n1", "n2", "n3"), slurmd_timeout=4):
+    def __init__(self, home, conf_extra="", nodes=("n1", "n2", "n3"), slurmd_timeout=4, env=None):
         self.home = str(home)
+        self.extra_env = dict(env or {})
         self.tag = f"{PREFIX}{os.getpid()}"
         self.node_names = list(nodes)
         self.hosts = {"ctl": f"{SUBNET}.1"}
@@ -101,7 +102,8 @@ class NetnsCluster:
         self.switch = f"{self.tag}-sw"
         self.created = []          # namespaces, in creation order
         self.procs = {}            # host -> Popen of its daemon
-        self.address = f"{self.hosts['ctl']}:{TCP_PORT}"
+        tls = "BatchHubTLSCert" in conf_extra
+        self.address = f"{'https://' if tls else ''}{self.hosts['ctl']}:{TCP_PORT}"
         self.token_path = os.path.join(self.home, "node.token")
         self.conf_path = os.path.join(self.home, "slurm.conf")
         self.workdir = os.path.join(self.home, "work")
@@ -111,7 +113,7 @@ class NetnsCluster:
         names = f"{self.node_names[0][:-1]}[1-{len(self.node_names)}]" if len(self.node_names) > 1 else nodes[0]
         with open(self.conf_path, "w") as f:
             f.write(f"ClusterName=netns\nSlurmctldHost=ctl({self.hosts['ctl']})\n"
-                    f"BatchHubTCPAddress={self.address}\nBatchHubNodeTokenFile={self.token_path}\n"
+                    f"BatchHubTCPAddress={self.hosts['ctl']}:{TCP_PORT}\nBatchHubNodeTokenFile={self.token_path}\n"
                     f"SlurmdParameters=config_overrides\nSlurmdTimeout={slurmd_timeout}\nKillWait=1\n"
                     f"MinJobAge=300\nNodeName={names} CPUs=2 RealMemory=500\n"
                     f"PartitionName=debug Nodes=ALL Default=YES MaxTime=60 State=UP\n{conf_extra}")
@@ -159,6 +161,7 @@ class NetnsCluster:
                if not k.startswith(("SLURM_", "BATCHHUB_"))}
         env.update(BATCHHUB_HOME=os.path.join(self.home, host), BATCHHUB_CONF=self.conf_path,
                    PATH=BIN + os.pathsep + env.get("PATH", ""))
+        env.update(self.extra_env)
         env.update(extra)
         return env
 

@@ -135,6 +135,11 @@ class NodeDaemon:
                 log.error("command poll failed: %s", e.message)
                 await asyncio.sleep(1)
                 continue
+            except Exception:  # noqa: BLE001 -- a bug must not stop the node polling for good
+                log.exception("command poll failed")
+                client.close()
+                await asyncio.sleep(1)
+                continue
             if answer.get("reregister"):
                 self._registered.clear()
                 await self.register(client)
@@ -269,6 +274,10 @@ class NodeDaemon:
                 except ClientError as e:
                     log.info("event delivery failed (%s); retrying", e)
                     await asyncio.sleep(0.3)
+                except Exception:  # noqa: BLE001 -- keep delivering: a lost end event strands a job
+                    log.exception("event delivery failed; retrying")
+                    client.close()
+                    await asyncio.sleep(1)
             for ev in batch:
                 if ev.get("event") == "ended" and self.finished.get(ev["job_id"]) is ev:
                     del self.finished[ev["job_id"]]

@@ -3,7 +3,7 @@
 A node on the controller's host talks over the Unix socket; one on another
 host talks TCP: the controller's address comes from ``--controller`` or from
 slurm.conf (``SlurmctldHost=NAME[(ADDR)]`` plus the port of
-``BatchHubTCPAddress``), the credential from ``--token-file`` or
+``BatchHubTCPAddress``; TLS when ``BatchHubTLSCert`` is set), the credential from ``--token-file`` or
 ``BatchHubNodeTokenFile=PATH`` (a token minted by ``batchhub node-token``).
 """
 
@@ -31,7 +31,10 @@ def controller_address(flag, conf):
     # SlurmctldHost=name(address): the address is how other hosts reach it
     name, _, addr = str(host).split(",")[0].partition("(")
     host = (addr.rstrip(")") or name).strip()
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    # a controller serving TLS (BatchHubTLSCert) is spoken to over TLS; the node trusts its
+    # certificate through the system's CAs or $SSL_CERT_FILE
+    scheme = "https://" if confmod.get_option(conf, "BatchHubTLSCert") else ""
+    return scheme + (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
 
 def _tcp_port(conf):

@@ -44,6 +44,8 @@ def conf(text):
     ("SlurmctldHost=ctl(10.77.0.1)\nBatchHubTCPAddress=10.77.0.1:6817\n", None, "10.77.0.1:6817"),
     ("SlurmctldHost=ctl(10.77.0.1)\nBatchHubTCPAddress=10.77.0.1:6817\n", "10.9.9.9:1", "10.9.9.9:1"),
     ("BatchHubTCPAddress=10.77.0.1:6817\n", "head", "head:6817"),
+    ("SlurmctldHost=ctl\nBatchHubTCPAddress=6820\nBatchHubTLSCert=/c.pem\nBatchHubTLSKey=/k.pem\n", None,
+     "https://ctl:6820"),
 ])
 def test_controller_address(text, flag, expected):
     assert controller_address(flag, conf(text)) == expected
