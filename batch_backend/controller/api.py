@@ -456,14 +456,12 @@ class NodeCommandsHandler(NodeDaemonHandler):
         except ValueError:
             raise InvalidRequest("after and wait must be numbers") from None
         self._node = node
-        node.polling += 1  # a held poll is a live node, whatever SlurmdTimeout says
-        try:
-            commands = await node.wait_commands(after, wait)
-        finally:
-            node.polling -= 1
-        self.cluster.node_seen(name)
+        # a held poll proves nothing (a cut link leaves it open): it ends within poll_wait_cap(),
+        # and a node is seen again only by polling again
+        commands = await node.wait_commands(after, wait)
         if self.request.connection.stream.closed():
             return
+        self.cluster.node_seen(name)
         self.reply({"epoch": self.cluster.epoch, "commands": commands})
 
     def on_connection_close(self):

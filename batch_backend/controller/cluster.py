@@ -836,8 +836,8 @@ class Cluster:
                 "real_memory": node.real_memory, "gres": node.gres, "kill_wait": self.kill_wait,
                 "slurmd_timeout": self.slurmd_timeout,
                 "cluster_name": self.cluster_name, "resource_problem": node.resource_problem,
-                # node daemons check step credentials with it (sent only over the local,
-                # peer-authenticated socket to a caller with node privileges)
+                # node daemons check step credentials with it (sent to node daemons only: root or
+                # the service account on the socket, a node credential over TCP, where TLS keeps it secret)
                 "credential_key": self.steps.key.hex()}
 
     def node_seen(self, name):

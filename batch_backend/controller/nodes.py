@@ -53,7 +53,6 @@ class NodeRecord:
         self.commands = []       # list of (seq, command dict)
         self.next_seq = 1
         self.waiter = None       # asyncio.Event set when commands arrive
-        self.polling = 0         # long polls currently held open by the daemon
 
     # -- state ---------------------------------------------------------------
     def down_for_no_response(self):
