@@ -91,7 +91,7 @@ def sweep_stale():
 class NetnsCluster:
     """Controller in namespace ``ctl`` (10.77.0.1), nodes ``n1..nN`` (10.77.0.11...), one switch."""
 
-    def __init__(self, home, conf_extra="", nodes=("n1", "n2", "n3"), slurmd_timeout=4, env=None):
+    def __init__(self, home, conf_extra="", nodes=("n1", "n2", "n3"), slurmd_timeout=5, env=None):
         self.home = str(home)
         self.extra_env = dict(env or {})
         self.tag = f"{PREFIX}{os.getpid()}"

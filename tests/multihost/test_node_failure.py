@@ -1,4 +1,4 @@
-"""Node failure and network partitions across hosts (network namespaces, SlurmdTimeout=4).
+"""Node failure and network partitions across hosts (network namespaces, SlurmdTimeout=5).
 
 ReturnToService=0 (Slurm's default): a node the controller declared dead stays
 DOWN ("Not responding") after its daemon returns, until an admin resumes it.
