@@ -93,6 +93,38 @@ def _is_tcp(address):
     return address.startswith(("http://", "https://")) or (":" in address and "/" not in address)
 
 
+is_tcp_address = _is_tcp
+
+
+def tcp_host_port(address):
+    """``host:port`` / ``http(s)://host:port[/...]`` -> (scheme, host, port)."""
+    url = address if "://" in address else "http://" + address
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.split("/")[0].rpartition(":")
+    return scheme, host.strip("[]"), int(port)
+
+
+def local_address_for(address):
+    """This host's address on the route to a TCP controller, or None (Unix socket, loopback, no route).
+
+    It is the address other hosts of the cluster reach this one at: node
+    daemons report it, and srun's I/O and PMI servers listen on it. Asking the
+    kernel's routing (a connected UDP socket sends nothing) needs no config.
+    """
+    import socket
+    if not address or not _is_tcp(address):
+        return None
+    try:
+        _, host, port = tcp_host_port(address)
+        info = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
+        with socket.socket(info[0], socket.SOCK_DGRAM) as s:
+            s.connect(info[4])
+            local = s.getsockname()[0]
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if local.startswith("127.") or local == "::1" else local
+
+
 class Client:
     """A connection to the controller. Not thread-safe: use one per thread.
 
@@ -110,10 +142,8 @@ class Client:
     # -- transport ---------------------------------------------------------
     def _connect(self):
         if _is_tcp(self.address):
-            url = self.address if "://" in self.address else "http://" + self.address
-            scheme, _, rest = url.partition("://")
-            host, _, port = rest.split("/")[0].rpartition(":")
-            return http11.Connection((host.strip("[]"), int(port)), self.timeout, tls=(scheme == "https"))
+            scheme, host, port = tcp_host_port(self.address)
+            return http11.Connection((host, port), self.timeout, tls=(scheme == "https"))
         return http11.Connection(self.address, self.timeout)
 
     def close(self):

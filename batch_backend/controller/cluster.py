@@ -21,7 +21,7 @@ from ..sched import backfill, fifo
 from ..sched import reservations as resv_policy
 from .dependencies import dependency_state, validate_dependency
 from .jobs import build_job, check_submission, format_array_pending, share_strings
-from .nodes import NodeRecord
+from .nodes import NOT_RESPONDING_REASON, NodeRecord
 from .priority_service import PriorityService
 from .reservations import ReservationBook
 
@@ -43,6 +43,12 @@ class Cluster:
         self.kill_wait = float(get_option(conf, "KillWait", 30))
         self.min_job_age = float(get_option(conf, "MinJobAge", 300))
         self.slurmd_timeout = float(get_option(conf, "SlurmdTimeout", 300))
+        # Slurm's ReturnToService: 0 = a node DOWN for not responding stays DOWN until an admin
+        # resumes it; 1/2 = it returns when its daemon registers again (BatchHub's default: 1,
+        # virtual nodes on one host come and go with their daemons)
+        from ..conf import get_int_option
+        self.return_to_service = get_int_option(conf, "ReturnToService", 1) or 0
+        self.mint_job_token = None  # job -> token for jobs on nodes reached over TCP (set by the daemon)
         self.epoch = os.urandom(8).hex()
         self.nodes = {}
         for i, nconf in enumerate(conf["nodes"]):
@@ -506,6 +512,9 @@ class Cluster:
             "mem_per_node": job.get("mem_per_node"), "mem_per_cpu": job.get("mem_per_cpu"),
             "cluster_name": self.cluster_name, "node_index": node.index, "restarts": job["restarts"],
             "signal": job.get("signal", ""), "kill_wait": self.kill_wait,
+            # a node on another host reaches the controller over TCP only: so must the job's srun
+            "job_token": self.mint_job_token(job) if self.mint_job_token and node.daemon_info.get("via_tcp")
+            else None,
         }
 
     def _send_launch(self, job):
@@ -514,13 +523,15 @@ class Cluster:
 
     # -- job end ----------------------------------------------------------------------
     def job_ended(self, job_id, state, exit_code=0, exit_signal=0, reason="", end_time=None, node=None,
-                  max_rss_mb=None):
-        """A node daemon reports the batch script's end."""
+                  max_rss_mb=None, run=None):
+        """A node daemon reports the batch script's end (``run``: the restart count it ran)."""
         job = self.jobs.get(job_id)
         if job is None or job["state"] in FINAL_STATES or job["state"] == "PENDING":
             return
         if node is not None and job.get("batch_host") and node != job["batch_host"]:
             return
+        if run is not None and run != job.get("restarts", 0):
+            return  # the end of an earlier run (killed as stale) is not this run's end
         now = end_time or self.now()
         requeue = job.pop("_requeue", None)
         if state == "CANCELLED" and job.get("_cancelled_by") is not None:
@@ -861,12 +872,20 @@ class Cluster:
         self.request_schedule()
         return [n.name for n in nodes]
 
+    def _save_node(self, node):
+        self.journal.save_node(node.name, {"admin_state": node.admin_state, "reason": node.reason,
+                                           "reason_time": node.reason_time, "reason_user": node.reason_user})
+
     def _fail_node_jobs(self, node, state):
         for job_id in list(node.jobs):
             job = self.jobs.get(job_id)
             if job is None:
                 continue
             node.push({"type": "cancel", "job_id": job_id})
+            batch_host = self.nodes.get(job.get("batch_host") or "")
+            if batch_host is not None and batch_host is not node:
+                # the job's other nodes live on: its batch script there must end with the job
+                batch_host.push({"type": "cancel", "job_id": job_id, "stale": True})
             if job.get("requeue"):
                 job["_requeue"] = "requeue"
             self.job_ended(job_id, state, reason="NodeDown")
@@ -881,6 +900,9 @@ class Cluster:
         node.daemon_info = info
         node.registered = True
         node.not_responding = False
+        if node.down_for_no_response() and self.return_to_service >= 1:
+            node.admin_state, node.reason, node.reason_time, node.reason_user = "", "", None, ""
+            self._save_node(node)
         node.last_seen = now
         node.boot_time = info.get("boot_time") or now
         overrides = "config_overrides" in str(self._opt("SlurmdParameters", ""))
@@ -907,12 +929,18 @@ class Cluster:
                 node.push({"type": "cancel", "job_id": job_id, "stale": True})
             elif job["state"] == "COMPLETING":
                 node.push({"type": "cancel", "job_id": job_id, "requeue": bool(job.get("_requeue"))})
+        for job_id, step_id in info.get("steps") or []:
+            # step tasks of a job this node no longer holds (it was declared dead meanwhile): stale
+            job = self.jobs.get(job_id)
+            if job is None or job["state"] not in HOLDING_STATES or name not in job.get("nodes", ()):
+                node.push({"type": "kill_step", "job_id": job_id, "step_id": step_id, "signal": "KILL"})
         self.request_schedule()
         return {"epoch": self.epoch, "node_index": node.index, "cpus": node.cpus,
                 "real_memory": node.real_memory, "gres": node.gres, "kill_wait": self.kill_wait,
+                "slurmd_timeout": self.slurmd_timeout,
                 "cluster_name": self.cluster_name, "resource_problem": node.resource_problem,
-                # node daemons check step credentials with it (sent only over the local,
-                # peer-authenticated socket to a caller with node privileges)
+                # node daemons check step credentials with it (sent to node daemons only: root or
+                # the service account on the socket, a node credential over TCP, where TLS keeps it secret)
                 "credential_key": self.steps.key.hex()}
 
     def node_seen(self, name):
@@ -931,9 +959,13 @@ class Cluster:
             if job is not None and job.get("batch_host") == name and not job.get("batch_pid"):
                 job["batch_pid"] = event.get("pid")
         elif kind == "ended":
+            job = self.jobs.get(event.get("job_id"))
+            if event.get("state") == "NODE_FAIL" and job is not None and job.get("requeue") \
+                    and job.get("batch_host") == name and event.get("restarts") == job.get("restarts"):
+                job["_requeue"] = "requeue"  # its daemon died under it: --requeue jobs run again
             self.job_ended(event["job_id"], event["state"], event.get("exit_code", 0),
                            event.get("exit_signal", 0), event.get("reason", ""), event.get("time"),
-                           node=name, max_rss_mb=event.get("max_rss_mb"))
+                           node=name, max_rss_mb=event.get("max_rss_mb"), run=event.get("restarts"))
         elif kind == "task_ended":
             self.steps.task_ended(name, event)
         elif kind == "shutdown":
@@ -1033,17 +1065,26 @@ class Cluster:
                 self.job_ended(job["job_id"], "TIMEOUT", reason="TimeLimit")
 
     def check_node_timeouts(self):
-        """Mark nodes that stopped polling as NOT_RESPONDING; fail their jobs after SlurmdTimeout."""
+        """Nodes silent for SlurmdTimeout: NOT_RESPONDING and DOWN, their jobs NODE_FAIL.
+
+        Polls are held at most a third of SlurmdTimeout (see the API), so a live
+        node is seen several times per timeout. A node declared dead must register
+        again: its registration lists what still runs there, and whatever the
+        controller has given up on meanwhile is killed as stale.
+        """
         now = self.now()
         for node in self.nodes.values():
-            if node.polling:
-                node.last_seen = now
-                continue
             last = node.last_seen or getattr(self, "recovered_at", now)
             if now - last > self.slurmd_timeout and not node.not_responding:
                 node.not_responding = True
+                if node.registered:
+                    log.warning("node %s not responding for %.0fs: DOWN, failing its jobs", node.name, now - last)
+                    node.registered = False  # its next poll is told to re-register
+                    if not node.admin_state:
+                        node.admin_state, node.reason = "DOWN", NOT_RESPONDING_REASON
+                        node.reason_time, node.reason_user = now, "slurm"
+                        self._save_node(node)
                 if node.jobs:
-                    log.warning("node %s not responding for %.0fs: failing its jobs", node.name, now - last)
                     self._fail_node_jobs(node, "NODE_FAIL")
 
     def purge_old_jobs(self):

@@ -43,6 +43,9 @@ class Controller:
         self.journal = Journal(os.path.join(state_dir, "journal.sqlite"), sync=sync)
         self.cluster = Cluster(conf, self.journal)
         self.cluster.steps = StepManager(self.cluster, credential_key(state_dir))
+        if self.tcp_address and self.authority.key is not None:
+            # jobs on nodes that reach us over TCP get a token of their own (see Authority.mint_job_token)
+            self.cluster.mint_job_token = self.authority.mint_job_token
         self.started = time.time()
         self._stop = None
 
