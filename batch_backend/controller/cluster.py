@@ -41,6 +41,9 @@ class Cluster:
         self.min_job_age = float(get_option(conf, "MinJobAge", 300))
         self.slurmd_timeout = float(get_option(conf, "SlurmdTimeout", 300))
         self.epoch = os.urandom(8).hex()
+        from .associations import AssociationStore
+        self.assoc = AssociationStore(journal, self.cluster_name,
+                                      enforce=get_option(conf, "AccountingStorageEnforce", ""))
         self.nodes = {}
         for i, nconf in enumerate(conf["nodes"]):
             self.nodes[nconf["name"]] = NodeRecord(nconf, i)
@@ -203,6 +206,8 @@ class Cluster:
                                  now=now, cluster_name=self.cluster_name)
         if job["dependency"]:
             validate_dependency(job["dependency"], self._lookup_any)
+        self.assoc.apply_to_job(job, sub, self.partitions[job["partition"]],
+                                [j for j in self.jobs.values() if j["state"] in ACTIVE_STATES])
         if sub.get("test_only"):
             return None
         job["priority"] = job["priority"] or max(1, 10**8 - job["job_id"])
@@ -273,6 +278,7 @@ class Cluster:
             running_array_tasks=dict(self.running_array_tasks),
             dependency_state=lambda job: dependency_state(job, self._lookup_any, self._jobs_of_user),
             expand_hostlist=hostlist.expand,
+            limits=self._limits(),
         )
         # Like slurmctld: every event runs the cheap main scheduler (priority order, stop at
         # the first job that cannot start: it can never delay a higher-priority job); the
@@ -317,6 +323,14 @@ class Cluster:
                 self._send_launch(job)
         self.stats["passes"] += 1
         self.stats["last_pass_ms"] = (time.perf_counter() - t0) * 1000
+
+    def _limits(self):
+        """A fresh association/QOS tally for one pass, or None when limits are not enforced."""
+        if "limits" not in self.assoc.enforce:
+            return None
+        from ..sched.limits import Limits
+        assocs, qos = self.assoc.limits_view()
+        return Limits(assocs, qos, [j for j in self.jobs.values() if j["state"] in HOLDING_STATES])
 
     def _start(self, job, alloc, now):
         """Apply a Start decision; for an array master, split off its next task."""
@@ -897,7 +911,8 @@ class Cluster:
                 nodes={n: r.view() for n, r in self.nodes.items()}, partitions=self.partitions, pending=pending,
                 running_array_tasks=dict(self.running_array_tasks),
                 dependency_state=lambda j: dependency_state(j, self._lookup_any, self._jobs_of_user),
-                expand_hostlist=hostlist.expand, running=running, **self.backfill_params)
+                expand_hostlist=hostlist.expand, running=running, limits=self._limits(),
+                **self.backfill_params)
             starts = {}
             for d in backfill.schedule(state, now):
                 if isinstance(d, fifo.Start):
