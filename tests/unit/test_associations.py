@@ -1,0 +1,108 @@
+"""The association store: seed, tree, inheritance, validation, durability (on a real SQLite journal)."""
+
+import pytest
+
+from batch_backend.controller.associations import AssociationStore, parse_enforce
+from batch_backend.controller.identity import Identity
+from batch_backend.controller.journal import Journal
+from batch_backend.errors import BatchError, PermissionDenied
+from batch_backend.tres import format_tres, parse_tres
+
+ROOT = Identity(uid=0, gid=0, user="root", admin=True)
+ALICE = Identity(uid=1234, gid=1234, user="alice", admin=False)
+
+
+@pytest.fixture
+def store(tmp_path):
+    j = Journal(str(tmp_path / "j.sqlite"))
+    yield AssociationStore(j, "testcluster", enforce="associations,limits,qos")
+    j.close()
+
+
+def add(store, kind, names, **settings):
+    return store.change(kind, "add", {"names": names, "set": settings}, ROOT)
+
+
+def test_seeded_like_a_new_slurm_cluster(store):
+    assert [c["name"] for c in store.list("cluster")] == ["testcluster"]
+    assert [(a["name"], a["description"]) for a in store.list("account")] == [("root", "default root account")]
+    assert store.list("user") == [{"name": "root", "default_account": "root", "admin_level": "Administrator"}]
+    assert [q["name"] for q in store.list("qos")] == ["normal"]
+    assert not store.configured()
+
+
+def test_tree_lists_accounts_and_users_with_parents_and_shares(store):
+    add(store, "account", ["physics"], fairshare=40)
+    add(store, "account", ["theory"], parent="physics", fairshare=10)
+    add(store, "user", ["ana"], accounts=["theory"], fairshare=3)
+    assert store.tree() == [
+        {"account": "root", "parent": None, "user": None, "shares": 1, "partition": None},
+        {"account": "root", "parent": "root", "user": "root", "shares": 1, "partition": None},
+        {"account": "physics", "parent": "root", "user": None, "shares": 40, "partition": None},
+        {"account": "theory", "parent": "physics", "user": None, "shares": 10, "partition": None},
+        {"account": "theory", "parent": "theory", "user": "ana", "shares": 3, "partition": None},
+    ]
+    assert store.users["ana"]["default_account"] == "theory"
+
+
+def test_max_limits_and_qos_are_inherited_grp_limits_are_not(store):
+    add(store, "qos", ["high"], priority=100)
+    add(store, "account", ["physics"], max_jobs=4, grp_tres={"cpu": 8}, qos=["normal", "high"])
+    add(store, "user", ["ana"], accounts=["physics"])
+    view = next(a for a in store.list("association", {"users": ["ana"]}))
+    assert view["max_jobs"] == 4 and view["qos"] == ["normal", "high"] and view["grp_tres"] == {}
+    assert store.qos_priorities() == [{"name": "high", "priority": 100}, {"name": "normal", "priority": 0}]
+
+
+def test_bad_changes_raise_and_change_nothing(store):
+    add(store, "account", ["physics"])
+    before = (dict(store.accounts), dict(store.assocs), dict(store.users))
+    for kind, names, settings in [("account", ["x"], {"parent": "nosuch"}),
+                                  ("user", ["ana"], {"accounts": ["nosuch"]}),
+                                  ("account", ["y"], {"qos": ["nosuchqos"]}),
+                                  ("account", ["physics"], {})]:
+        with pytest.raises(BatchError):
+            add(store, kind, names, **settings)
+    with pytest.raises(BatchError):
+        store.change("account", "modify", {"where": {"names": ["physics"]}, "set": {"default_qos": "high"}}, ROOT)
+    assert (store.accounts, store.assocs, store.users) == before
+
+
+def test_only_admins_change_and_dry_run_changes_nothing(store):
+    with pytest.raises(PermissionDenied):
+        store.change("account", "add", {"names": ["x"]}, ALICE)
+    answer = store.change("account", "add", {"names": ["x"], "dry_run": True}, ROOT)
+    assert answer["changed"] == ["x"] and "x" not in store.accounts
+
+
+def test_records_survive_reopening_the_journal(tmp_path):
+    path = str(tmp_path / "j.sqlite")
+    j = Journal(path)
+    s = AssociationStore(j, "c")
+    s.change("account", "add", {"names": ["physics"], "set": {"fairshare": 7}}, ROOT)
+    s.change("user", "add", {"names": ["ana"], "set": {"accounts": ["physics"], "admin_level": "operator"}}, ROOT)
+    j.close()
+    s2 = AssociationStore(Journal(path), "c")
+    assert s2.assocs[("physics", "", "")]["shares"] == 7
+    assert s2.users["ana"]["admin_level"] == "Operator"
+    assert s2.is_admin(Identity(uid=5, gid=5, user="ana", admin=False))
+
+
+def test_delete_account_drops_its_associations_and_orphaned_users(store):
+    add(store, "account", ["physics"])
+    add(store, "user", ["ana"], accounts=["physics"])
+    store.change("account", "delete", {"where": {"names": ["physics"]}}, ROOT)
+    assert "physics" not in store.accounts and "ana" not in store.users
+    assert not any(k[0] == "physics" for k in store.assocs)
+
+
+def test_enforce_flags_imply_associations():
+    assert parse_enforce("limits") == {"limits", "associations"}
+    assert parse_enforce("safe") == {"safe", "limits", "associations"}
+    assert parse_enforce("") == set()
+
+
+def test_tres_strings_round_trip():
+    assert parse_tres("cpu=4,mem=2G,node=1,gres/gpu=2") == {"cpu": 4, "mem": 2048, "node": 1, "gres/gpu": 2}
+    assert format_tres({"mem": 2048, "cpu": 4}) == "cpu=4,mem=2G"
+    assert parse_tres("cpu=-1") == {"cpu": None}
