@@ -223,7 +223,8 @@ class AssociationStore:
     def apply_to_job(self, job, sub, partition, active_jobs):
         """Fill in a new job's account and QOS and check them (Slurm's submit-time checks).
 
-        ``active_jobs``: the pending and running job dicts (for MaxSubmitJobs).
+        ``active_jobs()``: the pending and running job dicts (for MaxSubmitJobs; called only
+        when limits are enforced).
         Raises InvalidRequest with Slurm's texts; changes nothing else.
         """
         user = job["user"]
@@ -270,6 +271,7 @@ class AssociationStore:
 
         def tasks(j):
             return len(j.get("array_pending") or []) or 1
+        active_jobs = active_jobs()
         mine = [j for j in active_jobs if j["user"] == job["user"]]
         if key is not None:
             limit = self.effective(key, "max_submit")

@@ -207,7 +207,7 @@ class Cluster:
         if job["dependency"]:
             validate_dependency(job["dependency"], self._lookup_any)
         self.assoc.apply_to_job(job, sub, self.partitions[job["partition"]],
-                                [j for j in self.jobs.values() if j["state"] in ACTIVE_STATES])
+                                lambda: [j for j in self.jobs.values() if j["state"] in ACTIVE_STATES])
         if sub.get("test_only"):
             return None
         job["priority"] = job["priority"] or max(1, 10**8 - job["job_id"])
