@@ -136,3 +136,14 @@ def test_partition_allow_accounts_and_drain_state():
     p.update(state="INACTIVE")
     s = fifo.SchedState(nodes=views(1), partitions={"p": p}, pending=[job(1)], expand_hostlist=hostlist.expand)
     assert [x.reason for x in fifo.schedule(s, now=0)] == ["PartitionInactive"]
+
+
+def test_the_simulator_replays_under_the_same_limits():
+    from batch_backend.sim import Simulator, jobs_from_swf, parse_swf
+    lines = [f"{i} 0 -1 100 1 -1 -1 1 100 -1 1 1 1 -1 1 1 -1 -1" for i in (1, 2, 3)]
+    jobs, _ = jobs_from_swf(parse_swf(lines)[1], total_cpus=8)
+    free = Simulator(jobs, nodes=2, cpus=4).run()
+    limited = Simulator(jobs, nodes=2, cpus=4, limits=(
+        {("sim", "", ""): assoc(), ("sim", "u1", ""): assoc(("sim", "", ""), max_jobs=1)},
+        {"normal": qos()})).run()
+    assert free["makespan"] == 100 and limited["makespan"] == 300
