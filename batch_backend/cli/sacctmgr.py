@@ -255,12 +255,17 @@ def summary(action, entity, answer, settings):
             text += [" Associations\n"] + [f"  A = {a['account'][:10]:<10} C = {a['cluster'][:10]:<10}\n"
                                            for a in assocs]
         elif entity == "user":
-            text += [" Adding User(s)\n"] + [f"  {n}\n" for n in changed]
+            if changed:
+                text += [" Adding User(s)\n"] + [f"  {n}\n" for n in changed]
+                text += [" Settings =\n", _settings_lines(
+                    {k: settings[k] for k in ("default_account", "admin_level") if settings.get(k)}
+                    or {"default_account": (settings.get("accounts") or [""])[0]})]
             if assocs:
                 text += [" Associations =\n"] + [
-                    f"  U = {a['user'][:9]:<9} A = {a['account'][:10]:<10} C = {a['cluster'][:10]:<10}\n"
+                    f"  U = {a['user'][:9]:<9} A = {a['account'][:10]:<10} C = {a['cluster'][:10]:<10}"
+                    + (f" P = {a['partition'][:10]:<10}" if a.get("partition") else "") + "\n"
                     for a in assocs]
-            extra = _settings_lines(settings)
+            extra = _settings_lines(settings, skip=("default_account", "admin_level"))
             if extra:
                 text += [" Non Default Settings\n", extra]
         elif entity == "qos":

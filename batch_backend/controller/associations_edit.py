@@ -62,6 +62,8 @@ def _check_types(settings, allowed):
 
 
 def _names(values, what, lower=True):
+    if values is not None and not isinstance(values, list):
+        raise InvalidRequest(f"{what} names must be a list")
     out = []
     for v in values or []:
         if not isinstance(v, str) or not v.strip() or any(c in v for c in " \t,|'\"="):
