@@ -236,6 +236,9 @@ def _settings_lines(settings, skip=()):
             value = ("+" if key == "qos_add" else "-" if key == "qos_remove" else "") + ",".join(value)
         elif value is None:
             value = "-1"
+        elif key in ("max_wall", "grp_wall"):
+            from ..timespec import format_hms
+            value = format_hms(value * 60)
         out.append(f"  {_SETTING_LABELS.get(key, key):<15} = {value}\n")
     return "".join(out)
 
