@@ -106,3 +106,13 @@ def test_tres_strings_round_trip():
     assert parse_tres("cpu=4,mem=2G,node=1,gres/gpu=2") == {"cpu": 4, "mem": 2048, "node": 1, "gres/gpu": 2}
     assert format_tres({"mem": 2048, "cpu": 4}) == "cpu=4,mem=2G"
     assert parse_tres("cpu=-1") == {"cpu": None}
+
+
+def test_openapi_documents_the_accounting_routes():
+    from batch_backend.api.openapi import openapi_document
+    paths = openapi_document()["paths"]
+    for kind in ("clusters", "accounts", "users", "qos", "associations"):
+        assert "get" in paths[f"/v1/accounting/{kind}"]
+        assert "post" in paths[f"/v1/accounting/{kind}/modify"]
+    assert "/v1/accounting/associations/add" not in paths
+    assert "get" in paths["/v1/associations"]
