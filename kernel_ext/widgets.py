@@ -63,8 +63,10 @@ REASONS = {
     "AssocGrpGRES": ("your account's group already uses all the GPUs it may", "wait"),
     "QOSMaxMemoryPerUser": ("you already use as much memory as your QOS allows", "wait for your other jobs to end"),
     "QOSMaxGRESPerUser": ("you already use as many GPUs as your QOS allows", "wait for your other jobs to end"),
-    "PartitionConfig": ("partition {partition} does not admit its account or QOS, so it will never start",
-                        "cancel it and resubmit with another -A/--qos or partition"),
+    "AccountNotAllowed": ("partition {partition} does not admit its account, so it will never start",
+                          "cancel it and resubmit with another -A or partition"),
+    "QOSNotAllowed": ("partition {partition} does not admit its QOS, so it will never start",
+                      "cancel it and resubmit with another --qos or partition"),
     "BadConstraints": ("no node matches its constraints, so it will never start",
                        "cancel it and resubmit with other --constraint/--gres"),
 }

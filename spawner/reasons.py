@@ -38,7 +38,8 @@ PENDING_REASONS = {
     "QOSMaxMemoryPerUser": "you already use as much memory as your QOS allows",
     "QOSMaxGRESPerUser": "you already use as many GPUs as your QOS allows",
     "QOSGrpCpuLimit": "everyone in its QOS together already uses all the CPUs the QOS may",
-    "PartitionConfig": "partition {partition} does not admit its account or QOS",
+    "AccountNotAllowed": "partition {partition} does not admit its account",
+    "QOSNotAllowed": "partition {partition} does not admit its QOS",
     "Licenses": "waiting for licenses",
     "BadConstraints": "no node matches its constraints",
 }

@@ -262,11 +262,12 @@ class AssociationStore:
     def _apply_limits(self, job, sub, key, active_jobs):
         from ..sched.limits import requested_tres
         q = self.qos.get(job["qos"]) or {}
-        walls = [w for w in (q.get("max_wall"), self.effective(key, "max_wall") if key else None) if w is not None]
-        if sub.get("time_limit") is None and walls:
+        # Slurm's hierarchy: a limit the QOS sets replaces the association's limit of that kind
+        wall = q.get("max_wall") if q.get("max_wall") is not None else (
+            self.effective(key, "max_wall") if key else None)
+        if sub.get("time_limit") is None and wall is not None:
             # Slurm: a job without a time limit gets its QOS/association MaxWall
-            limit = min(walls)
-            job["time_limit"] = limit if job["time_limit"] is None else min(job["time_limit"], limit)
+            job["time_limit"] = wall if job["time_limit"] is None else min(job["time_limit"], wall)
         count = len(job.get("array_pending") or []) or 1
 
         def tasks(j):
@@ -274,7 +275,7 @@ class AssociationStore:
         active_jobs = active_jobs()
         mine = [j for j in active_jobs if j["user"] == job["user"]]
         if key is not None:
-            limit = self.effective(key, "max_submit")
+            limit = self.effective(key, "max_submit") if q.get("max_submit_pu") is None else None
             used = sum(tasks(j) for j in mine if self.find_assoc(j["account"], j["user"], j["partition"]) == key)
             if limit is not None and used + count > limit:
                 raise InvalidRequest(POLICY_VIOLATION)

@@ -77,8 +77,9 @@ def ineligible_reason(job, partition, now, state):
         return "PartitionInactive"
     if partition["state"] == "DOWN":
         return "PartitionDown"  # DRAIN takes no new jobs but still runs the queued ones
-    if not partition_allows(partition, job):
-        return "PartitionConfig"
+    refused = partition_refuses(partition, job)
+    if refused:
+        return refused
     limit = partition.get("max_time")
     if limit is not None and (job.get("time_limit") is None or job["time_limit"] > limit):
         return "PartitionTimeLimit"
@@ -100,17 +101,17 @@ def _listed(value, item):
     return item in {v.strip() for v in (value or "").split(",") if v.strip()}
 
 
-def partition_allows(partition, job):
-    """AllowAccounts/DenyAccounts/AllowQos/DenyQos of a partition admit the job's account and QOS."""
+def partition_refuses(partition, job):
+    """``AccountNotAllowed``/``QOSNotAllowed`` when the partition's AllowAccounts/DenyAccounts/
+    AllowQos/DenyQos keep the job out (e.g. after ``scontrol update`` moved it), else None."""
+    account, qos = job.get("account") or "", job.get("qos") or ""
     allow = partition.get("allow_accounts") or "ALL"
-    if allow.upper() != "ALL" and not _listed(allow, job.get("account") or ""):
-        return False
-    if _listed(partition.get("deny_accounts"), job.get("account") or ""):
-        return False
+    if (allow.upper() != "ALL" and not _listed(allow, account)) or _listed(partition.get("deny_accounts"), account):
+        return "AccountNotAllowed"
     allow = partition.get("allow_qos") or "ALL"
-    if allow.upper() != "ALL" and not _listed(allow, job.get("qos") or ""):
-        return False
-    return not _listed(partition.get("deny_qos"), job.get("qos") or "")
+    if (allow.upper() != "ALL" and not _listed(allow, qos)) or _listed(partition.get("deny_qos"), qos):
+        return "QOSNotAllowed"
+    return None
 
 
 def schedule(state, now):

@@ -21,7 +21,10 @@ Association records (``assocs``), keyed ``(account, user, partition)`` with
 
 ``max_*`` limits are inherited from the nearest ancestor that sets one and
 apply to each user association on its own; ``grp_*`` limits apply to the sum
-of every job below the row that sets them (Slurm's rules).
+of every job below the row that sets them (Slurm's rules). As in Slurm's
+hierarchy, a ``Max`` limit the job's QOS sets replaces the association's limit
+of the same kind (QOS MaxWall over association MaxWall, MaxJobsPerUser over
+MaxJobs, MaxTRES over MaxTRES, TRES by TRES); ``Grp`` limits all apply.
 
 QOS records (``qos``), keyed by name::
 
@@ -169,19 +172,20 @@ class Limits:
             if q.get("max_jobs_pu") is not None and \
                     self.qos_user_jobs.get((job["qos"], user), 0) >= q["max_jobs_pu"]:
                 return "QOSMaxJobsPerUserLimit"
+        q = q or {}
         key = assoc_key_of(job, self.assocs)
         if key is not None:
-            wall = self.effective(key, "max_wall")
+            wall = self.effective(key, "max_wall") if q.get("max_wall") is None else None
             if wall is not None and (limit is None or limit > wall):
                 return "AssocMaxWallDurationPerJobLimit"
             for k in self.chain(key):
                 grp = self.assocs[k].get("grp_jobs")
                 if grp is not None and self.assoc_jobs.get(k, 0) >= grp:
                     return "AssocGrpJobsLimit"
-            max_jobs = self.effective(key, "max_jobs")
+            max_jobs = self.effective(key, "max_jobs") if q.get("max_jobs_pu") is None else None
             if max_jobs is not None and self.assoc_jobs.get(key, 0) >= max_jobs:
                 return "AssocMaxJobsLimit"
-        if q is not None:
+        if q:
             over = _over({}, asked, q.get("max_tres_per_job") or {})
             if over:
                 return _QOS_PER_JOB[over]
@@ -192,7 +196,9 @@ class Limits:
             if over:
                 return _QOS_GRP[over]
         if key is not None:
-            over = _over({}, asked, self.effective_tres(key, "max_tres_per_job"))
+            per_job = {t: v for t, v in self.effective_tres(key, "max_tres_per_job").items()
+                       if (q.get("max_tres_per_job") or {}).get(t) is None}
+            over = _over({}, asked, per_job)
             if over:
                 return _ASSOC_PER_JOB[over]
             for k in self.chain(key):

@@ -129,7 +129,7 @@ def test_partition_allow_accounts_and_drain_state():
     p = {"name": "p", "nodes": ["n1"], "state": "UP", "max_time": None, "max_nodes": None, "min_nodes": 0,
          "allow_accounts": "chem"}
     s = fifo.SchedState(nodes=views(1), partitions={"p": p}, pending=[job(1)], expand_hostlist=hostlist.expand)
-    assert [x.reason for x in fifo.schedule(s, now=0)] == ["PartitionConfig"]
+    assert [x.reason for x in fifo.schedule(s, now=0)] == ["AccountNotAllowed"]
     p.update(allow_accounts="ALL", state="DRAIN")  # a draining partition still runs its queue
     s = fifo.SchedState(nodes=views(1), partitions={"p": p}, pending=[job(1)], expand_hostlist=hostlist.expand)
     assert [type(x).__name__ for x in fifo.schedule(s, now=0)] == ["Start"]
@@ -147,3 +147,11 @@ def test_the_simulator_replays_under_the_same_limits():
         {("sim", "", ""): assoc(), ("sim", "u1", ""): assoc(("sim", "", ""), max_jobs=1)},
         {"normal": qos()})).run()
     assert free["makespan"] == 100 and limited["makespan"] == 300
+
+
+def test_a_qos_max_limit_replaces_the_association_limit_of_the_same_kind():
+    # Slurm's hierarchy: QOS MaxJobsPerUser=3 is used instead of the association's MaxJobs=1
+    out = run([job(1), job(2), job(3), job(4)], tree(ana={"max_jobs": 1}, normal={"max_jobs_pu": 3}))
+    assert out == [(1, "start"), (2, "start"), (3, "start"), (4, "QOSMaxJobsPerUserLimit")]
+    out = run([job(1, time_limit=90)], tree(phys={"max_wall": 60}, normal={"max_wall": 120}))
+    assert out == [(1, "start")]
