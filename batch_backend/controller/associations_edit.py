@@ -163,10 +163,21 @@ class _Plan:
 def plan(store, kind, action, request, caller):
     if not isinstance(request, dict):
         raise InvalidRequest("request body must be a JSON object")
-    settings = request.get("set") or {}
-    where = request.get("where") or {}
+    settings = request.get("set")
+    settings = {} if settings is None else settings
+    where = request.get("where")
+    where = {} if where is None else where
     if not isinstance(settings, dict) or not isinstance(where, dict):
         raise InvalidRequest("'set' and 'where' must be objects")
+    for key, value in where.items():
+        if key not in ("names", "accounts", "users", "partitions"):
+            raise InvalidRequest(f"Unknown condition: {key}")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidRequest(f"condition {key!r} must be a list of names")
+    for name in _TRES_FIELDS & set(settings):
+        unknown = set(settings[name] or {}) - {"cpu", "mem", "node", "gres/gpu"}
+        if isinstance(settings[name], dict) and unknown:
+            raise InvalidRequest(f"Invalid TRES: {sorted(unknown)[0]}")
     p = _Plan(store)
     globals()[f"_{action}_{kind}"](p, request, settings, where, caller)
     return {"ops": p.ops, "changed": p.changed, "associations": p.associations}

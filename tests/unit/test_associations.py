@@ -116,3 +116,17 @@ def test_openapi_documents_the_accounting_routes():
         assert "post" in paths[f"/v1/accounting/{kind}/modify"]
     assert "/v1/accounting/associations/add" not in paths
     assert "get" in paths["/v1/associations"]
+
+
+@pytest.mark.parametrize("request_body", [
+    {"names": "physics"}, {"names": [1]}, {"names": ["a b"]}, {"set": {"fairshare": "x"}, "names": ["p"]},
+    {"set": {"grp_tres": {"bogus": 1}}, "names": ["p"]}, {"set": {"qos": "normal"}, "names": ["p"]},
+    {"where": {"partitions": 5}}, {"where": {"nonsense": ["x"]}}, {"set": {"max_jobs": -3}, "names": ["p"]},
+    [], {"set": [], "names": ["p"]},
+])
+def test_malformed_requests_are_invalid_requests(store, request_body):
+    before = dict(store.assocs)
+    with pytest.raises(BatchError) as err:
+        store.change("account", "add", request_body, ROOT)
+    assert err.value.status in (400, 404, 409)
+    assert store.assocs == before
