@@ -288,6 +288,10 @@ class AssociationStore:
                            if self.find_assoc(j["account"], j["user"], j["partition"]) in below)
                 if used + count > grp:
                     raise InvalidRequest(POLICY_VIOLATION)
+        if q.get("grp_submit") is not None:
+            used = sum(tasks(j) for j in active_jobs if j.get("qos") == job["qos"])
+            if used + count > q["grp_submit"]:
+                raise InvalidRequest(POLICY_VIOLATION)
         if q.get("max_submit_pu") is not None:
             used = sum(tasks(j) for j in mine if j.get("qos") == job["qos"])
             if used + count > q["max_submit_pu"]:

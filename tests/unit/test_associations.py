@@ -130,3 +130,38 @@ def test_malformed_requests_are_invalid_requests(store, request_body):
         store.change("account", "add", request_body, ROOT)
     assert err.value.status in (400, 404, 409)
     assert store.assocs == before
+
+
+def _job(store, account="", qos="", user="root", partition="debug", time_limit=None):
+    job = {"user": user, "partition": partition, "time_limit": None, "array_pending": None,
+           "num_tasks": 1, "cpus_per_task": 1, "gres": ""}
+    sub = {"account": account, "qos": qos, "time_limit": time_limit}
+    return job, sub
+
+
+PART = {"name": "debug", "allow_accounts": "ALL", "allow_qos": "ALL"}
+
+
+def test_submit_fills_in_default_account_qos_and_max_wall(store):
+    add(store, "qos", ["high"], max_wall=30)
+    add(store, "account", ["physics"], qos=["normal", "high"], default_qos="high")
+    add(store, "user", ["ana"], accounts=["physics"])
+    job, sub = _job(store, user="ana")
+    store.apply_to_job(job, sub, PART, lambda: [])
+    assert (job["account"], job["qos"], job["time_limit"]) == ("physics", "high", 30)
+
+
+def test_submit_limits_count_pending_and_running_jobs(store):
+    from batch_backend.controller.associations import POLICY_VIOLATION
+    add(store, "qos", ["small"], grp_submit=2)
+    add(store, "account", ["physics"], qos=["normal", "small"], max_submit=3)
+    add(store, "user", ["ana"], accounts=["physics"])
+    active = [{"user": "ana", "account": "physics", "partition": "debug", "qos": "small", "array_pending": None}] * 2
+    job, sub = _job(store, user="ana", qos="small")
+    with pytest.raises(BatchError, match=POLICY_VIOLATION.replace("(", r"\(").replace(")", r"\)")):
+        store.apply_to_job(job, sub, PART, lambda: active)
+    job, sub = _job(store, user="ana")
+    store.apply_to_job(job, sub, PART, lambda: active)  # QOS normal: only MaxSubmitJobs=3 counts
+    active = active + [dict(active[0], qos="normal")]
+    with pytest.raises(BatchError):
+        store.apply_to_job(*_job(store, user="ana"), PART, lambda: active)
