@@ -34,10 +34,6 @@ ASSOC_LIMITS = ("max_jobs", "max_submit", "max_wall", "max_tres_per_job", "grp_t
 QOS_FIELDS = ("description", "priority", "max_jobs_pu", "max_submit_pu", "max_wall", "max_tres_pu",
               "max_tres_per_job", "grp_tres", "grp_jobs", "grp_submit", "preempt", "preempt_mode",
               "flags", "usage_factor", "grace_time")
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS acct_records (kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL,
-                                         PRIMARY KEY (kind, key));
-"""
 
 
 def parse_enforce(text):
@@ -79,18 +75,17 @@ class AssociationStore:
         self.cluster_name = cluster_name
         self.enforce = parse_enforce(enforce)
         self.clusters, self.accounts, self.users, self.assocs, self.qos = {}, {}, {}, {}, {}
-        journal.db.executescript(_SCHEMA)
         self.load()
 
     # -- persistence -------------------------------------------------------------------
     def load(self):
         tables = {"cluster": self.clusters, "account": self.accounts, "user": self.users, "qos": self.qos}
-        rows = self.journal.db.execute("SELECT kind, key, data FROM acct_records").fetchall()
+        rows = self.journal.load_acct_records()
         for kind, key, data in rows:
             if kind == "assoc":
-                self.assocs[tuple(json.loads(key))] = json.loads(data)
+                self.assocs[tuple(json.loads(key))] = data
             else:
-                tables[kind][key] = json.loads(data)
+                tables[kind][key] = data
         if not rows:
             self._seed()
 
@@ -114,8 +109,7 @@ class AssociationStore:
             {"cluster": self.clusters, "account": self.accounts, "user": self.users, "qos": self.qos}[kind][
                 rec["name"]] = rec
             text_key = rec["name"]
-        self.journal.db.execute("INSERT OR REPLACE INTO acct_records(kind, key, data) VALUES (?, ?, ?)",
-                                (kind, text_key, json.dumps(rec, separators=(",", ":"))))
+        self.journal.save_acct_record(kind, text_key, rec)
 
     def _drop(self, kind, key):
         if kind == "assoc":
@@ -124,7 +118,7 @@ class AssociationStore:
         else:
             {"cluster": self.clusters, "account": self.accounts, "user": self.users, "qos": self.qos}[kind].pop(key, None)
             text_key = key
-        self.journal.db.execute("DELETE FROM acct_records WHERE kind=? AND key=?", (kind, text_key))
+        self.journal.drop_acct_record(kind, text_key)
 
     # -- who may change things -------------------------------------------------------------
     def is_admin(self, caller):
