@@ -17,7 +17,8 @@ USER_PYTHON = "/usr/bin/python3"
 ENFORCED_CONF = TEST_CONF + (
     "AccountingStorageEnforce=associations,limits,qos\n"
     "PartitionName=chem Nodes=n3 AllowAccounts=chem\n"
-    "PartitionName=secret Nodes=n3 Hidden=YES\n")
+    "PartitionName=secret Nodes=n3 Hidden=YES\n"
+    "PartitionName=closed Nodes=n3 State=INACTIVE\n")
 POLICY = ("sbatch: error: Batch job submission failed: Job violates accounting/QOS policy "
           "(job submit limit, user's size and/or time limits)\n")
 BAD_ACCOUNT = "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified\n"
@@ -166,6 +167,12 @@ def test_partition_allow_accounts_and_max_time(cluster):
     job_id = cluster.sbatch("-p", "short", "-t", "10", "-o", "/dev/null", "--wrap=true")
     wait_reason(cluster, job_id, "PartitionTimeLimit")
     cluster.run("scancel", str(job_id))
+
+
+def test_inactive_partition_refuses_submissions(cluster):
+    r = cluster.run("sbatch", "-p", "closed", "--wrap=true")
+    assert (r.returncode, r.stdout, r.stderr) == (
+        1, "", "sbatch: error: Batch job submission failed: Required partition not available (inactive or drain)\n")
 
 
 def test_hidden_partition_jobs_show_only_with_all(cluster):
