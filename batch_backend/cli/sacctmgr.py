@@ -338,6 +338,8 @@ def do_change(client, action, entity, words, opts):
     try:
         answer = call(dry_run=not opts["immediate"])
     except APIError as e:
+        if e.message == "Nothing new added.":
+            raise CommandError(" Nothing new added.", raw=True) from None
         prefix = f" Problem adding {PLURAL[entity]}: " if action == "add" else " Error with request: "
         if action != "add" and e.status == 404:
             raise CommandError(f" Nothing {'modified' if action == 'modify' else 'deleted'}\n{prefix}{e.message}",
