@@ -13,7 +13,6 @@ seconds to decide)``, reading the answer from stdin as Slurm does (a pipe works:
 end of input.
 """
 
-import os
 import select
 import sys
 
@@ -184,14 +183,16 @@ def confirm():
     while True:
         sys.stdout.write("(N/y): ")
         sys.stdout.flush()
-        try:
-            ready, _, _ = select.select([sys.stdin], [], [], 30)
-        except (OSError, ValueError):
-            ready = []
-        if not ready:
-            sys.stdout.write("timeout\n")
-            return False
-        char = os.read(sys.stdin.fileno(), 1).decode(errors="replace")
+        if sys.stdin.isatty():
+            try:
+                ready, _, _ = select.select([sys.stdin], [], [], 30)
+            except (OSError, ValueError):
+                ready = []
+            if not ready:
+                sys.stdout.write("timeout\n")
+                return False
+        # a pipe or file: the answer is whatever comes next (Python may have buffered it already)
+        char = sys.stdin.read(1)
         sys.stdout.write("\n")
         if char == "":
             return False  # end of input: nobody can say yes
@@ -418,8 +419,48 @@ def run(argv):
         common.write_out(common.SLURM_VERSION + "\n")
         return 0
     if not words:
-        raise CommandError("no command given (interactive mode is not supported: give the command "
-                           "on the command line)", rc=1)
+        return run_commands_from_stdin(opts)
+    return run_words(opts, words)
+
+
+def run_commands_from_stdin(opts):
+    """No command on the line: read commands from stdin, one per line, as sacctmgr's prompt does.
+
+    ``#`` lines are comments, ``exit``/``quit`` stop; a failed command is reported and the
+    next one runs; the exit code is 1 if any failed.
+    """
+    import shlex
+    from .common import error_text
+    interactive = sys.stdin.isatty()
+    rc = 0
+    while True:
+        if interactive:
+            sys.stdout.write("sacctmgr: ")
+            sys.stdout.flush()
+        line = sys.stdin.readline()
+        if not line:
+            if interactive:
+                sys.stdout.write("\n")
+            return rc
+        if line.lstrip().startswith("#") or not line.strip():
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError as e:
+            sys.stderr.write(f"sacctmgr: error: {e}\n")
+            rc = 1
+            continue
+        if words[0].lower() in ("exit", "quit", "\\q"):
+            return rc
+        try:
+            rc = run_words(opts, words) or rc
+        except CommandError as e:
+            sys.stdout.flush()
+            sys.stderr.write(error_text("sacctmgr", e) + "\n")
+            rc = 1
+
+
+def run_words(opts, words):
     verb = VERBS.get(words[0].lower())
     if verb is None:
         if words[0].lower() in ("help",):

@@ -232,3 +232,14 @@ def test_without_enforcement_any_account_is_accepted(make_cluster):
     c = make_cluster(TEST_CONF)
     job_id = c.sbatch("-A", "whatever", "--hold", "--wrap=true")
     assert ok(c.run("squeue", "-h", "-j", str(job_id), "-o", "%a %q")) == "whatever normal\n"
+
+
+def test_commands_can_come_on_stdin(cluster):
+    acct = name("stdin")
+    script = f"# set up\nadd account {acct} fairshare=3\ny\nshow assoc where account={acct} format=account,share\nexit\n"
+    r = sacctmgr(cluster, input=script)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith(f"   Account     Share \n---------- --------- \n{acct[:9]}+         3 \n") \
+        or r.stdout.endswith(f"{acct:>10}         3 \n")
+    shown = ok(sacctmgr(cluster, "show", "assoc", "where", f"account={acct}", "format=account,share", "-P", "-n"))
+    assert shown == f"{acct}|3\n"
