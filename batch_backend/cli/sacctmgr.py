@@ -10,7 +10,8 @@ Changes are admin-only (the controller checks). Without ``-i`` sacctmgr shows
 what it will change and asks ``Would you like to commit changes? (You have 30
 seconds to decide)``, reading the answer from stdin as Slurm does (a pipe works:
 ``echo y | sacctmgr add account x``); anything but ``y`` discards, and so does
-end of input.
+end of input. With no command on the line, commands are read from stdin, one
+per line, like sacctmgr's own prompt.
 """
 
 import select
