@@ -59,6 +59,9 @@ class BaseHandler(tornado.web.RequestHandler):
                 authority = getattr(self.controller, "authority", None)
                 if not ident.admin and authority is not None and authority.is_admin(uid, ident.user):
                     ident = Identity(uid=ident.uid, gid=ident.gid, user=ident.user, admin=True, node=ident.node)
+            if not ident.admin and self.cluster.assoc.has_admin_level(ident.user):
+                # sacctmgr's AdminLevel=Operator/Administrator makes a user a Slurm administrator
+                ident = Identity(uid=ident.uid, gid=ident.gid, user=ident.user, admin=True, node=ident.node)
             self._caller = ident
         return ident
 

@@ -121,11 +121,13 @@ class AssociationStore:
         self.journal.drop_acct_record(kind, text_key)
 
     # -- who may change things -------------------------------------------------------------
-    def is_admin(self, caller):
-        if caller.admin:
-            return True
-        rec = self.users.get(caller.user)
+    def has_admin_level(self, user):
+        """AdminLevel Operator or Administrator (a Slurm administrator without being root)."""
+        rec = self.users.get(user)
         return bool(rec) and rec.get("admin_level") in ("Administrator", "Operator")
+
+    def is_admin(self, caller):
+        return caller.admin or self.has_admin_level(caller.user)
 
     def _require_admin(self, caller):
         if not self.is_admin(caller):

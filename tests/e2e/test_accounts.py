@@ -243,3 +243,14 @@ def test_commands_can_come_on_stdin(cluster):
         or r.stdout.endswith(f"{acct:>10}         3 \n")
     shown = ok(sacctmgr(cluster, "show", "assoc", "where", f"account={acct}", "format=account,share", "-P", "-n"))
     assert shown == f"{acct}|3\n"
+
+
+def test_admin_level_makes_a_user_an_administrator(cluster, plain_user):
+    acct = name("op")
+    code = f"import sys; sys.path.insert(0, {REPO!r}); from batch_backend.cli.sacctmgr import main; main()"
+    ok(sacctmgr(cluster, "-i", "add", "user", plain_user, "account=root", "AdminLevel=Operator"))
+    r = cluster.run(USER_PYTHON, "-c", code, "-i", "add", "account", acct, user=plain_user)
+    assert r.returncode == 0, r.stderr
+    ok(sacctmgr(cluster, "-i", "delete", "user", plain_user))
+    r = cluster.run(USER_PYTHON, "-c", code, "-i", "delete", "account", acct, user=plain_user)
+    assert (r.returncode, r.stderr) == (1, " Error with request: Access/permission denied\n")
