@@ -318,7 +318,11 @@ class AccountingChangeHandler(BaseHandler):
     """sacctmgr add/modify/delete (admins only); ``dry_run`` validates without changing."""
 
     def post(self, kind, action):
-        self.reply(self.cluster.assoc.change(_KINDS[kind], action, self.body(), self.caller))
+        from ..model import ACTIVE_STATES
+        jobs = self.cluster.jobs
+        self.reply(self.cluster.assoc.change(
+            _KINDS[kind], action, self.body(), self.caller,
+            active_jobs=lambda: [j for j in jobs.values() if j["state"] in ACTIVE_STATES]))
         if action != "add" and not self.body().get("dry_run"):
             self.cluster.request_schedule()  # a raised limit may let jobs start
 

@@ -20,7 +20,7 @@ is enforced: jobs keep any account they name, and only defaults are filled in.
 
 import json
 
-from ..errors import InvalidRequest, NotFound, PermissionDenied
+from ..errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 
 INVALID_ACCOUNT = "Invalid account or account/partition combination specified"
 INVALID_QOS = "Invalid qos specification"
@@ -352,10 +352,12 @@ class AssociationStore:
         return view
 
     # -- changes -----------------------------------------------------------------------------
-    def change(self, kind, action, request, caller):
+    def change(self, kind, action, request, caller, active_jobs=None):
         """Add, modify or delete records (``sacctmgr``); ``dry_run`` checks without changing.
 
-        Returns ``{"changed": [...], "associations": [...]}`` describing what was (or would be) done.
+        ``active_jobs()`` gives the pending and running jobs: as in Slurm, an association or
+        QOS that active jobs use cannot be deleted. Returns ``{"changed": [...],
+        "associations": [...]}`` describing what was (or would be) done.
         """
         self._require_admin(caller)
         if action not in ("add", "modify", "delete"):
@@ -364,6 +366,8 @@ class AssociationStore:
         if (action, kind) not in associations_edit.SUPPORTED:
             raise InvalidRequest(f"cannot {action} {kind}")
         plan = associations_edit.plan(self, kind, action, request, caller)
+        if action == "delete" and active_jobs is not None:
+            self._refuse_active(plan["ops"], active_jobs())
         if not request.get("dry_run") and plan["ops"]:
             with self.journal.transaction():
                 for op, rec_kind, rec in plan["ops"]:
@@ -372,3 +376,12 @@ class AssociationStore:
                     else:
                         self._drop(rec_kind, rec)
         return {"changed": plan["changed"], "associations": plan["associations"]}
+
+    def _refuse_active(self, ops, jobs):
+        gone = {key for op, kind, key in ops if op == "drop" and kind == "assoc"}
+        gone_qos = {key for op, kind, key in ops if op == "drop" and kind == "qos"}
+        busy = [j for j in jobs if (j.get("account"), j.get("user"), j.get("partition")) in gone
+                or (j.get("account"), j.get("user"), "") in gone or j.get("qos") in gone_qos]
+        if busy:
+            ids = ", ".join(str(j.get("display_id") or j["job_id"]) for j in busy[:10])
+            raise Conflict(f"Job(s) active, cancel job(s) before remove (jobs {ids})")

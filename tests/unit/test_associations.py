@@ -165,3 +165,15 @@ def test_submit_limits_count_pending_and_running_jobs(store):
     active = active + [dict(active[0], qos="normal")]
     with pytest.raises(BatchError):
         store.apply_to_job(*_job(store, user="ana"), PART, lambda: active)
+
+
+def test_associations_and_qos_in_use_by_active_jobs_cannot_be_deleted(store):
+    add(store, "qos", ["high"])
+    add(store, "account", ["physics"], qos=["normal", "high"])
+    add(store, "user", ["ana"], accounts=["physics"])
+    jobs = [{"job_id": 7, "account": "physics", "user": "ana", "partition": "debug", "qos": "high"}]
+    for kind, where in (("account", {"names": ["physics"]}), ("user", {"names": ["ana"]}), ("qos", {"names": ["high"]})):
+        with pytest.raises(BatchError, match="Job\\(s\\) active"):
+            store.change(kind, "delete", {"where": where}, ROOT, active_jobs=lambda: jobs)
+    store.change("user", "delete", {"where": {"names": ["ana"]}}, ROOT, active_jobs=lambda: [])
+    assert "ana" not in store.users
