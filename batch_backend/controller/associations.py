@@ -268,17 +268,17 @@ class AssociationStore:
 
         def tasks(j):
             return len(j.get("array_pending") or []) or 1
-        active_jobs = active_jobs()
+        limit = self.effective(key, "max_submit") if key and q.get("max_submit_pu") is None else None
+        grps = [(k, self.assocs[k]["grp_submit"]) for k in (self.chain(key) if key else [])
+                if self.assocs[k].get("grp_submit") is not None]
+        counted = limit is not None or grps or q.get("grp_submit") is not None or q.get("max_submit_pu") is not None
+        active_jobs = active_jobs() if counted else []  # one scan of the queue, only when a submit limit is set
         mine = [j for j in active_jobs if j["user"] == job["user"]]
         if key is not None:
-            limit = self.effective(key, "max_submit") if q.get("max_submit_pu") is None else None
             used = sum(tasks(j) for j in mine if self.find_assoc(j["account"], j["user"], j["partition"]) == key)
             if limit is not None and used + count > limit:
                 raise InvalidRequest(POLICY_VIOLATION)
-            for k in self.chain(key):
-                grp = self.assocs[k].get("grp_submit")
-                if grp is None:
-                    continue
+            for k, grp in grps:
                 below = set(self.subtree(k))
                 used = sum(tasks(j) for j in active_jobs
                            if self.find_assoc(j["account"], j["user"], j["partition"]) in below)
