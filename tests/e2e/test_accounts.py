@@ -78,7 +78,7 @@ def test_account_tree_and_default_account(cluster):
     assert out.startswith(" Adding Account(s)\n  " + physics + "\n")
     ok(sacctmgr(cluster, "-i", "add", "account", theory, f"parent={physics}", "fairshare=10"))
     ok(sacctmgr(cluster, "-i", "add", "user", "root", f"account={theory}"))
-    rows = ok(sacctmgr(cluster, "show", "assoc", "-P", "-n", f"where", f"account={physics},{theory}",
+    rows = ok(sacctmgr(cluster, "show", "assoc", "-P", "-n", "where", f"account={physics},{theory}",
                        "format=account,user,share,qos")).splitlines()
     assert rows == [f"{physics}||40|normal", f"{theory}||10|normal", f"{theory}|root|1|normal"]
     tree = ok(sacctmgr(cluster, "show", "account", theory, "withassoc", "-P", "format=account,parentname,user"))
