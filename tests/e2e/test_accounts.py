@@ -181,6 +181,9 @@ def test_hidden_partition_jobs_show_only_with_all(cluster):
     assert str(job_id) in ok(cluster.run("squeue", "-a", "-h", "-o", "%i")).split()
     assert "secret" not in ok(cluster.run("sinfo", "-h", "-o", "%P"))
     assert "secret" in ok(cluster.run("sinfo", "-a", "-h", "-o", "%P"))
+    assert "PartitionName=secret" not in ok(cluster.run("scontrol", "show", "partition"))
+    assert "PartitionName=secret" in ok(cluster.run("scontrol", "-a", "show", "partition"))
+    assert "Hidden=YES" in ok(cluster.run("scontrol", "show", "partition", "secret"))
     cluster.run("scancel", str(job_id))
 
 
