@@ -78,6 +78,8 @@ JOB_UPDATE_KEYS = {
     "features": ("features", "str"),
     "excnodelist": ("exclude", "str"),
     "starttime": ("begin_time", "time"),
+    "account": ("account", "str"),
+    "qos": ("qos", "str"),
 }
 
 NODE_STATES = ("DRAIN", "RESUME", "DOWN", "IDLE", "UNDRAIN", "FAIL", "POWER_DOWN", "POWER_UP")

@@ -669,7 +669,7 @@ class Cluster:
             raise NotFound("Invalid job id specified")
         allowed = {"time_limit", "partition", "name", "comment", "nice", "num_nodes", "num_tasks",
                    "mem_per_node", "dependency", "features", "exclude", "begin_time", "priority",
-                   "requeue"}
+                   "requeue", "account", "qos"}
         for key in fields:
             if key not in allowed:
                 raise InvalidRequest(f"Update of {key} is not supported")
@@ -677,7 +677,11 @@ class Cluster:
         for job in jobs:
             self._check_owner(job, caller)
             pending = job["state"] == "PENDING"
+            if "account" in fields or "qos" in fields:
+                self._update_account_qos(job, fields)
             for key, value in fields.items():
+                if key in ("account", "qos"):
+                    continue
                 if key == "time_limit":
                     if value is not None and (not isinstance(value, int) or value <= 0):
                         raise InvalidRequest("Invalid time limit specification")
@@ -738,6 +742,20 @@ class Cluster:
             self._save(*changed)
         self.request_schedule()
         return [j["display_id"] for j in changed]
+
+    def _update_account_qos(self, job, fields):
+        """A pending job moves to another account or QOS, checked as at submit."""
+        if job["state"] != "PENDING":
+            raise Conflict("Job is no longer pending execution")
+        for key in ("account", "qos"):
+            if key in fields and not isinstance(fields[key], str):
+                raise InvalidRequest(f"field {key!r} must be a string")
+        probe = dict(job)
+        sub = {"account": fields.get("account", job["account"]), "qos": fields.get("qos", job["qos"]),
+               "time_limit": job["time_limit"]}
+        self.assoc.apply_to_job(probe, sub, self.partitions[job["partition"]], lambda: [
+            j for j in self.jobs.values() if j["state"] in ACTIVE_STATES and j is not job])
+        job["account"], job["qos"] = probe["account"], probe["qos"]
 
     # -- nodes -------------------------------------------------------------------------------
     def update_nodes(self, names, state, reason, caller):

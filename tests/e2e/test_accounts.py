@@ -257,3 +257,18 @@ def test_admin_level_makes_a_user_an_administrator(cluster, plain_user):
     ok(sacctmgr(cluster, "-i", "delete", "user", plain_user))
     r = cluster.run(USER_PYTHON, "-c", code, "-i", "delete", "account", acct, user=plain_user)
     assert (r.returncode, r.stderr) == (1, " Error with request: Access/permission denied\n")
+
+
+def test_scontrol_update_moves_a_pending_job_to_another_account_with_the_same_checks(cluster):
+    acct = name("mv")
+    ok(sacctmgr(cluster, "-i", "add", "account", acct))
+    job_id = cluster.sbatch("--hold", "--wrap=true")
+    r = cluster.run("scontrol", "update", f"JobId={job_id}", f"Account={acct}")
+    assert r.returncode == 1 and "Invalid account or account/partition combination specified" in r.stderr
+    ok(sacctmgr(cluster, "-i", "add", "user", "root", f"account={acct}"))
+    ok(cluster.run("scontrol", "update", f"JobId={job_id}", f"Account={acct}"))
+    assert cluster.job(job_id)["Account"] == acct
+    r = cluster.run("scontrol", "update", f"JobId={job_id}", "QOS=nosuchqos")
+    assert r.returncode == 1 and "Invalid qos specification" in r.stderr
+    assert cluster.job(job_id)["QOS"] == "normal"
+    cluster.run("scancel", str(job_id))
