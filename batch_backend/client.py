@@ -256,17 +256,19 @@ class Client:
                 time.sleep(retry_delay)
 
     def jobs(self, *, ids=None, users=None, partitions=None, states=None, names=None,
-             include_finished=False, fields=None):
+             include_finished=False, fields=None, hide_hidden=False):
         """Jobs as squeue sees them (unfinished only unless include_finished).
 
         ``ids`` are strings as users type them: 'N', 'A' (all tasks of an
         array), 'A_i'. ``states`` are long or compact names, or 'all'.
         Unknown ids are simply absent from the answer. ``fields`` limits
         each job dict to those keys (much less to send and decode: pollers
-        should name the fields they show).
+        should name the fields they show). ``hide_hidden`` leaves out jobs
+        of Hidden=YES partitions (what squeue shows without -a).
         """
         q = {"ids": ids, "users": users, "partitions": partitions, "states": states,
-             "names": names, "all": include_finished or None, "fields": fields}
+             "names": names, "all": include_finished or None, "fields": fields,
+             "hide_hidden": hide_hidden or None}
         answer = self.request("GET", "/jobs", query=q)
         if "rows" in answer:  # asked for some fields: the controller sends compact rows
             names_ = answer["fields"]
@@ -310,6 +312,37 @@ class Client:
         q = {"ids": ids, "users": users, "start": start, "end": end, "states": states,
              "partitions": partitions, "names": names}
         return self.request("GET", "/accounting/jobs", query=q)["jobs"]
+
+    # -- accounts, users, associations, QOS (sacctmgr) -------------------------
+    def accounting_records(self, kind, **where):
+        """Records of ``kind`` ('clusters', 'accounts', 'users', 'qos', 'associations'),
+        filtered by ``names``/``accounts``/``users``/``partitions`` lists."""
+        return self.request("GET", f"/accounting/{kind}", query=where)["items"]
+
+    def accounts(self, names=None):
+        return self.accounting_records("accounts", names=names)
+
+    def users(self, names=None):
+        return self.accounting_records("users", names=names)
+
+    def qos(self, names=None):
+        return self.accounting_records("qos", names=names)
+
+    def clusters(self, names=None):
+        return self.accounting_records("clusters", names=names)
+
+    def associations(self, *, accounts=None, users=None, partitions=None):
+        """Associations as sacctmgr shows them (inherited Max limits and QOS filled in)."""
+        return self.accounting_records("associations", accounts=accounts, users=users, partitions=partitions)
+
+    def association_tree(self):
+        """{"associations": [{account, parent, user, shares, partition}], "qos": [{name, priority}], "enforce": [...]}."""
+        return self.request("GET", "/associations")
+
+    def change_accounting(self, kind, action, *, names=None, where=None, settings=None, dry_run=False):
+        """sacctmgr add/modify/delete of ``kind`` (admins only). Returns {"changed", "associations"}."""
+        body = {"names": names or [], "where": where or {}, "set": settings or {}, "dry_run": dry_run}
+        return self.request("POST", f"/accounting/{kind}/{action}", body)
 
     # -- nodes, partitions, config --------------------------------------------
     def nodes(self, names=None):

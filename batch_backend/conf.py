@@ -55,7 +55,7 @@ _PART_KEYS = {
     "allowqos": "allow_qos", "rootonly": "root_only", "hidden": "hidden",
     "prioritytier": "priority_tier", "priorityjobfactor": "priority_job_factor",
     "priority": "priority", "oversubscribe": "over_subscribe", "shared": "over_subscribe",
-    "denyaccounts": None, "denyqos": None, "allocnodes": None, "alternate": None,
+    "denyaccounts": "deny_accounts", "denyqos": "deny_qos", "allocnodes": None, "alternate": None,
     "cpubind": None, "defmempercpu": None, "defmempernode": None, "defmempergpu": None,
     "defcpupergpu": None, "maxmempercpu": None, "maxmempernode": None, "maxcpuspernode": None,
     "maxcpuspersocket": None, "disablerootjobs": None, "exclusiveuser": None,
@@ -69,7 +69,7 @@ _NODE_DEFAULTS = {"cpus": None, "real_memory": 1, "gres": "", "features": [], "s
                   "reason": "", "port": None, "weight": 1}
 _PART_DEFAULTS = {"default": False, "state": "UP", "max_time": None, "default_time": None,
                   "max_nodes": None, "min_nodes": 0, "allow_groups": "ALL",
-                  "allow_accounts": "ALL", "allow_qos": "ALL", "root_only": False,
+                  "allow_accounts": "ALL", "allow_qos": "ALL", "deny_accounts": "", "deny_qos": "", "root_only": False,
                   "hidden": False, "priority_tier": 1, "priority_job_factor": 1,
                   "over_subscribe": "NO"}
 

@@ -49,6 +49,15 @@ def _reservation_request_schema():
         "users": listish, "groups": listish, "accounts": listish,
         "flags": listish, "comment": {"type": "string"}, "licenses": {"type": "string"}}}
 
+ACCOUNTING_CHANGE = {"type": "object", "properties": {
+    "names": {"type": "array", "items": {"type": "string"}, "description": "records to add"},
+    "where": {"type": "object", "description": "names, accounts, users, partitions (lists) selecting records"},
+    "set": {"type": "object", "description": "settings: description, organization, parent, fairshare, qos, "
+            "qos_add, qos_remove, default_qos, default_account, admin_level, accounts, partition, max_jobs, "
+            "max_submit, max_wall (minutes), max_tres_per_job, grp_tres, grp_jobs, grp_submit, priority, "
+            "max_jobs_pu, max_submit_pu, max_tres_pu, preempt, preempt_mode, flags, usage_factor; "
+            "TRES as {'cpu': 4, 'mem': 2048, 'node': 1, 'gres/gpu': 1}; null clears"},
+    "dry_run": {"type": "boolean", "description": "validate and report without changing anything"}}}
 
 ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
@@ -134,6 +143,18 @@ def openapi_document():
                            parameters=resv_param),
         },
     }
+    kinds = ("clusters", "accounts", "users", "qos", "associations")
+    for kind in kinds:
+        paths[f"/v1/accounting/{kind}"] = {"get": _op(
+            f"List {kind} (sacctmgr show)", {"type": "object", "properties": {"items": {"type": "array"}}},
+            params=("names", "accounts", "users", "partitions"))}
+        for action in ("add", "modify", "delete"):
+            if kind == "associations" and action == "add":
+                continue
+            paths[f"/v1/accounting/{kind}/{action}"] = {"post": _op(
+                f"{action} {kind} (sacctmgr {action}; admins only)", body=ACCOUNTING_CHANGE)}
+    paths["/v1/associations"] = {"get": _op(
+        "Association tree (account, parent, user, shares, partition), QOS priorities and AccountingStorageEnforce")}
     for action in ("update", "hold", "uhold", "release", "requeue", "requeuehold", "suspend", "resume", "top"):
         paths[f"/v1/jobs/{{job_id}}/{action}"] = {"post": dict(_op(f"{action} a job (scontrol {action})",
                                                                    body={"type": "object"}), parameters=id_param)}

@@ -176,7 +176,10 @@ def format_partition(part, oneliner=False):
     total_cpus = part.get("total_cpus", 0)
     lines = [
         f"PartitionName={part['name']}",
-        f"AllowGroups={part.get('allow_groups') or 'ALL'} AllowAccounts={part.get('allow_accounts') or 'ALL'} AllowQos=ALL",
+        f"AllowGroups={part.get('allow_groups') or 'ALL'} "
+        + (f"DenyAccounts={part['deny_accounts']}" if part.get("deny_accounts")
+           else f"AllowAccounts={part.get('allow_accounts') or 'ALL'}")
+        + (f" DenyQos={part['deny_qos']}" if part.get("deny_qos") else f" AllowQos={part.get('allow_qos') or 'ALL'}"),
         f"AllocNodes=ALL Default={'YES' if part.get('default') else 'NO'} QoS=N/A",
         f"DefaultTime={'NONE' if default_time is None else timespec.format_hms(default_time * 60)} "
         f"DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden={'YES' if part.get('hidden') else 'NO'}",

@@ -81,6 +81,8 @@ JOB_UPDATE_KEYS = {
     "features": ("features", "str"),
     "excnodelist": ("exclude", "str"),
     "starttime": ("begin_time", "time"),
+    "account": ("account", "str"),
+    "qos": ("qos", "str"),
 }
 
 NODE_STATES = ("DRAIN", "RESUME", "DOWN", "IDLE", "UNDRAIN", "FAIL", "POWER_DOWN", "POWER_UP")
@@ -187,13 +189,16 @@ def show_node(client, args, oneliner):
     return "".join(formats_scontrol.format_node(n, oneliner=oneliner) for n in nodes)
 
 
-def show_partition(client, args, oneliner):
+def show_partition(client, args, oneliner, show_all=False):
+    """Hidden partitions show only with -a/--all or by name, as in Slurm."""
     parts = client.partitions()
     if args:
         parts = [p for p in parts if p["name"] == args[0]]
         if not parts:
             raise CommandError(f"Partition {args[0]} not found", raw=True)
-    elif not parts:
+    elif not show_all:
+        parts = [p for p in parts if not p.get("hidden")]
+    if not parts:
         return "No partitions in the system\n"
     return "".join(formats_scontrol.format_partition(p, oneliner=oneliner) for p in parts)
 
@@ -254,7 +259,7 @@ def show(args, opts):
     if entity == "node":
         return show_node(client, rest, opts["oneliner"])
     if entity == "partition":
-        return show_partition(client, rest, opts["oneliner"])
+        return show_partition(client, rest, opts["oneliner"], show_all=opts["all"])
     if entity == "reservation":
         from . import scontrol_resv
         return scontrol_resv.show(rest, opts["oneliner"])

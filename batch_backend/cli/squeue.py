@@ -189,7 +189,8 @@ def query(client, opts, fields=None):
     jobs = client.jobs(ids=ids or None, users=users or None,
                        partitions=common.split_list(opts["partitions"]) or None,
                        states=states or None, names=common.split_list(opts["names"]) or None,
-                       include_finished=any_final, fields=fields)
+                       include_finished=any_final, fields=fields,
+                       hide_hidden=not (opts["all"] or opts["partitions"] or ids))
     accounts = set(common.split_list(opts["accounts"]))
     if accounts:
         jobs = [j for j in jobs if j.get("account") in accounts]

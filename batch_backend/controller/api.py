@@ -64,6 +64,9 @@ class BaseHandler(tornado.web.RequestHandler):
                 authority = getattr(self.controller, "authority", None)
                 if not ident.admin and authority is not None and authority.is_admin(uid, ident.user):
                     ident = Identity(uid=ident.uid, gid=ident.gid, user=ident.user, admin=True, node=ident.node)
+            if not ident.admin and self.cluster.assoc.has_admin_level(ident.user):
+                # sacctmgr's AdminLevel=Operator/Administrator makes a user a Slurm administrator
+                ident = Identity(uid=ident.uid, gid=ident.gid, user=ident.user, admin=True, node=ident.node)
             self._caller = ident
         return ident
 
@@ -191,6 +194,10 @@ class JobsHandler(BaseHandler):
                                   partitions=self.list_arg("partitions"), states=states,
                                   names=self.list_arg("names"),
                                   include_finished=self.get_query_argument("all", "") == "1")
+        if self.get_query_argument("hide_hidden", "") == "1":
+            hidden = {n for n, p in self.cluster.partitions.items() if p.get("hidden")}
+            if hidden:
+                jobs = [j for j in jobs if j["partition"] not in hidden]
         fields = self.list_arg("fields")
         if fields:
             # compact rows: what a poller like squeue needs, without 70 keys per job
@@ -336,6 +343,40 @@ class AccountingHandler(BaseHandler):
         live = self.cluster.jobs
         rows = [self.cluster.public(live.get(r["job_id"], r)) for r in rows]
         self.reply({"jobs": rows})
+
+
+_KINDS = {"clusters": "cluster", "accounts": "account", "users": "user", "qos": "qos",
+          "associations": "association"}
+
+
+class AccountingRecordsHandler(BaseHandler):
+    """sacctmgr show: clusters, accounts, users, QOS and associations (readable by everyone)."""
+
+    def get(self, kind):
+        where = {k: self.list_arg(k) for k in ("names", "accounts", "users", "partitions")}
+        self.reply({"items": self.cluster.assoc.list(_KINDS[kind], where)})
+
+
+class AccountingChangeHandler(BaseHandler):
+    """sacctmgr add/modify/delete (admins only); ``dry_run`` validates without changing."""
+
+    def post(self, kind, action):
+        from ..model import ACTIVE_STATES
+        jobs = self.cluster.jobs
+        self.reply(self.cluster.assoc.change(
+            _KINDS[kind], action, self.body(), self.caller,
+            active_jobs=lambda: [j for j in jobs.values() if j["state"] in ACTIVE_STATES]))
+        if action != "add" and not self.body().get("dry_run"):
+            self.cluster.request_schedule()  # a raised limit may let jobs start
+
+
+class AssociationTreeHandler(BaseHandler):
+    """The association tree and QOS priorities (fairshare, sshare), and what is enforced."""
+
+    def get(self):
+        store = self.cluster.assoc
+        self.reply({"associations": store.tree(), "qos": store.qos_priorities(),
+                    "enforce": sorted(store.enforce)})
 
 
 class NodesHandler(BaseHandler):
@@ -613,6 +654,9 @@ def make_app(controller):
         (rf"/v1/jobs/{ID_RE}/complete", CompleteHandler),
         (rf"/v1/jobs/{ID_RE}/extension", ExtensionHandler),
         (r"/v1/accounting/jobs", AccountingHandler),
+        (r"/v1/accounting/(clusters|accounts|users|qos|associations)", AccountingRecordsHandler),
+        (r"/v1/accounting/(clusters|accounts|users|qos|associations)/(add|modify|delete)", AccountingChangeHandler),
+        (r"/v1/associations", AssociationTreeHandler),
         (r"/v1/nodes", NodesHandler),
         (r"/v1/nodes/update", NodeUpdateHandler),
         (r"/v1/partitions", PartitionsHandler),

@@ -50,6 +50,9 @@ class Cluster:
         self.return_to_service = get_int_option(conf, "ReturnToService", 1) or 0
         self.mint_job_token = None  # job -> token for jobs on nodes reached over TCP (set by the daemon)
         self.epoch = os.urandom(8).hex()
+        from .associations import AssociationStore
+        self.assoc = AssociationStore(journal, self.cluster_name,
+                                      enforce=get_option(conf, "AccountingStorageEnforce", ""))
         self.nodes = {}
         for i, nconf in enumerate(conf["nodes"]):
             self.nodes[nconf["name"]] = NodeRecord(nconf, i)
@@ -251,6 +254,8 @@ class Cluster:
         if job["dependency"]:
             validate_dependency(job["dependency"], self._lookup_any)
         self.reservations.check_job(job)
+        self.assoc.apply_to_job(job, sub, self.partitions[job["partition"]],
+                                lambda: [j for j in self.jobs.values() if j["state"] in ACTIVE_STATES])
         if sub.get("test_only"):
             return None
         if job["dependency"]:
@@ -357,6 +362,7 @@ class Cluster:
             dependency_state=lambda job: dependency_state(job, self._lookup_any, self._jobs_of_user),
             expand_hostlist=hostlist.expand,
             reserved_windows=windows,
+            limits=self._limits(),
         )
         resv_decisions = []
         if in_resv:
@@ -410,6 +416,14 @@ class Cluster:
                 self._send_launch(job)
         self.stats["passes"] += 1
         self.stats["last_pass_ms"] = (time.perf_counter() - t0) * 1000
+
+    def _limits(self):
+        """A fresh association/QOS tally for one pass, or None when limits are not enforced."""
+        if "limits" not in self.assoc.enforce:
+            return None
+        from ..sched.limits import Limits
+        assocs, qos = self.assoc.limits_view()
+        return Limits(assocs, qos, [j for j in self.jobs.values() if j["state"] in HOLDING_STATES])
 
     def _start(self, job, alloc, now):
         """Apply a Start decision; for an array master, split off its next task."""
@@ -756,7 +770,7 @@ class Cluster:
             raise NotFound("Invalid job id specified")
         allowed = {"time_limit", "partition", "name", "comment", "nice", "num_nodes", "num_tasks",
                    "mem_per_node", "dependency", "features", "exclude", "begin_time", "priority",
-                   "requeue"}
+                   "requeue", "account", "qos"}
         for key in fields:
             if key not in allowed:
                 raise InvalidRequest(f"Update of {key} is not supported")
@@ -769,7 +783,11 @@ class Cluster:
         for job in jobs:
             self._check_owner(job, caller)
             pending = job["state"] == "PENDING"
+            if "account" in fields or "qos" in fields:
+                self._update_account_qos(job, fields)
             for key, value in fields.items():
+                if key in ("account", "qos"):
+                    continue
                 if key == "time_limit":
                     if value is not None and (not isinstance(value, int) or value <= 0):
                         raise InvalidRequest("Invalid time limit specification")
@@ -838,6 +856,20 @@ class Cluster:
             self._save(*changed)
         self.request_schedule()
         return [j["display_id"] for j in changed]
+
+    def _update_account_qos(self, job, fields):
+        """A pending job moves to another account or QOS, checked as at submit."""
+        if job["state"] != "PENDING":
+            raise Conflict("Job is no longer pending execution")
+        for key in ("account", "qos"):
+            if key in fields and not isinstance(fields[key], str):
+                raise InvalidRequest(f"field {key!r} must be a string")
+        probe = dict(job)
+        sub = {"account": fields.get("account", job["account"]), "qos": fields.get("qos", job["qos"]),
+               "time_limit": job["time_limit"]}
+        self.assoc.apply_to_job(probe, sub, self.partitions[job["partition"]], lambda: [
+            j for j in self.jobs.values() if j["state"] in ACTIVE_STATES and j is not job])
+        job["account"], job["qos"] = probe["account"], probe["qos"]
 
     # -- nodes -------------------------------------------------------------------------------
     def update_nodes(self, names, state, reason, caller):
@@ -1032,7 +1064,8 @@ class Cluster:
                 nodes={n: r.view() for n, r in self.nodes.items()}, partitions=self.partitions, pending=pending,
                 running_array_tasks=dict(self.running_array_tasks),
                 dependency_state=lambda j: dependency_state(j, self._lookup_any, self._jobs_of_user),
-                expand_hostlist=hostlist.expand, running=running, **self.backfill_params)
+                expand_hostlist=hostlist.expand, running=running, limits=self._limits(),
+                **self.backfill_params)
             starts = {}
             for d in backfill.schedule(state, now):
                 if isinstance(d, fifo.Start):

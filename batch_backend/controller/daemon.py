@@ -67,6 +67,8 @@ class Controller:
             "BOOT_TIME": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
             "NEXT_JOB_ID": str(self.cluster.next_job_id),
             "JobCount": str(len(self.cluster.jobs)),
+            "AccountingStorageEnforce": ",".join(
+                f for f in ("associations", "limits", "qos", "safe") if f in self.cluster.assoc.enforce) or "none",
         })
         prio = self.cluster.priority
         w = prio.weights

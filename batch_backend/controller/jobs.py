@@ -126,6 +126,8 @@ def build_job(sub, *, job_id, caller, partitions, default_partition, nodes, now,
     if partition is None:
         raise InvalidRequest("Invalid partition name specified",
                              detail_lines=[f"invalid partition specified: {pname}"])
+    if partition.get("state") in ("DRAIN", "INACTIVE"):
+        raise InvalidRequest("Required partition not available (inactive or drain)")
     uid, gid, user = resolve_owner(sub, caller)
     if partition.get("root_only") and uid != 0:
         raise PermissionDenied("Access/permission denied",

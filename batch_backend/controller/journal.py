@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS payloads (job_id INTEGER PRIMARY KEY, data TEXT NOT N
 CREATE TABLE IF NOT EXISTS submit_tokens (token TEXT PRIMARY KEY, job_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reservations (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS acct_records (kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL,
+                                         PRIMARY KEY (kind, key));
 """
 
 _JOB_COLUMNS = ("job_id", "array_job_id", "state", "user", "uid", "partition", "name",
@@ -56,7 +58,7 @@ def _job_row(job, text=None):
 
 
 class Journal:
-    """Durable storage of jobs, submissions and node admin state."""
+    """Durable storage of jobs, submissions, node admin state and accounting records."""
 
     def __init__(self, path, *, sync="NORMAL"):
         self.path = path
@@ -187,6 +189,18 @@ class Journal:
 
     def set_reservation_suffix(self, value):
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('resv_suffix', ?)", (str(value),))
+    # -- accounting records (sacctmgr: clusters, accounts, users, associations, QOS) --
+    def save_acct_record(self, kind, key, data):
+        self.db.execute("INSERT OR REPLACE INTO acct_records(kind, key, data) VALUES (?, ?, ?)",
+                        (kind, key, json.dumps(data, separators=(",", ":"))))
+
+    def drop_acct_record(self, kind, key):
+        self.db.execute("DELETE FROM acct_records WHERE kind=? AND key=?", (kind, key))
+
+    def load_acct_records(self):
+        """[(kind, key, record)] in insertion order."""
+        return [(k, key, json.loads(d)) for k, key, d in
+                self.db.execute("SELECT kind, key, data FROM acct_records ORDER BY rowid")]
 
 
 class _Transaction:

@@ -87,12 +87,15 @@ class Simulator:
     ``priority``: ``"fcfs"`` (submit order, what FIFO and EASY papers compare) or
     ``"multifactor"`` (age + classic fairshare over the trace's users, usage
     charged as jobs end, recomputed every ``calc_period`` virtual seconds like
-    PriorityCalcPeriod).
+    PriorityCalcPeriod). ``limits``: ``(assocs, qos)`` as
+    :class:`batch_backend.sched.limits.Limits` takes them, to replay under
+    association/QOS limits (jobs need ``account``, ``user``, ``qos``).
     """
 
     def __init__(self, jobs, *, nodes, cpus, mem=0, policy="backfill", priority="fcfs",
                  bf_window=1440, bf_max_job_test=500, bf_resolution=60, bf_interval=0, weights=None,
-                 calc_period=300, on_pass=None, reservations=()):
+                 calc_period=300, on_pass=None, reservations=(), limits=None):
+        self.limits = limits
         self.jobs = [dict(j) for j in jobs]
         self.policy_name = policy if isinstance(policy, str) else getattr(policy, "__name__", "custom")
         self.policy = POLICIES[policy] if isinstance(policy, str) else policy
@@ -176,6 +179,9 @@ class Simulator:
         state = backfill.BackfillState(
             nodes=self.views, partitions=self.partitions, pending=list(self.pending.values()),
             running=list(self.running.values()), reserved_windows=windows, **self.bf)
+        if self.limits is not None:
+            from ..sched.limits import Limits
+            state.limits = Limits(*self.limits, running=self.running.values())
         policy = self.policy
         backfill_owed = False
         if self.bf_interval:
