@@ -366,7 +366,9 @@ class AccountingChangeHandler(BaseHandler):
         self.reply(self.cluster.assoc.change(
             _KINDS[kind], action, self.body(), self.caller,
             active_jobs=lambda: [j for j in jobs.values() if j["state"] in ACTIVE_STATES]))
-        if action != "add" and not self.body().get("dry_run"):
+        if not self.body().get("dry_run"):
+            # new shares or QOS priorities count at once, not at the next PriorityCalcPeriod
+            self.cluster.priority.associations_changed(self.cluster.now())
             self.cluster.request_schedule()  # a raised limit may let jobs start
 
 

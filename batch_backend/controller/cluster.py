@@ -95,8 +95,9 @@ class Cluster:
         # Where associations and QOS come from once sacctmgr manages them: callables returning
         # the association rows ({"account", "parent", "user", "shares", "partition"}) and the
         # QOS rows ({"name", "priority"}); None means "none configured" (see association_tree).
-        self.assoc_source = None
-        self.qos_source = None
+        # sacctmgr's store feeds fairshare once anything beyond its seeded defaults exists.
+        self.assoc_source = lambda: self.assoc.tree() if self.assoc.configured() else []
+        self.qos_source = self.assoc.qos_priorities
         self.priority = PriorityService(self)  # PriorityType, weights, usage (ValueError on bad config)
         self.reservations = ReservationBook(self)  # advance reservations (controller/reservations.py)
 
