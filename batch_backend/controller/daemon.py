@@ -65,6 +65,7 @@ class Controller:
             "NEXT_JOB_ID": str(self.cluster.next_job_id),
             "JobCount": str(len(self.cluster.jobs)),
         })
+        out.update(self.cluster.preemption.config_entries())
         return out
 
     def request_shutdown(self):
@@ -126,6 +127,7 @@ class Controller:
             try:
                 self.cluster.check_node_timeouts()
                 self.cluster.enforce_interactive_limits()
+                self.cluster.preemption.tick(self.cluster.now())
                 self.cluster.purge_old_jobs()
                 if self.cluster.backfill_due() or any(
                         j.get("begin_time") or j.get("dependency") for j in self.cluster.pending.values()):
