@@ -56,7 +56,9 @@ class PreemptionControl:
         self.multi_tier = len(tiers) > 1
         for name, part in cluster.partitions.items():
             # what scontrol show partition prints (the cluster's mode unless overridden)
-            part["preempt_mode_text"] = mode_text(self.config.partitions[name]["preempt_mode"], self.config.gang)
+            own = part.get("preempt_mode")  # a partition's own PreemptMode is shown as written
+            part["preempt_mode_text"] = (mode_text(self.config.partitions[name]["preempt_mode"], False) if own
+                                         else mode_text(self.config.mode, self.config.gang))
             part["grace_time"] = self.config.partitions[name]["grace_time"]
 
     def set_qos_table(self, table):

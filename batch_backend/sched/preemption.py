@@ -256,9 +256,17 @@ def choose_victims(job, candidates, views, part_nodes, config, expand_hostlist=N
     part = set(part_nodes)
     ordered = [c for c in victim_order(candidates, config) if part.intersection(c.get("nodes") or ())]
     chosen, trial = [], _copy_views(base)
+    # placement is tried only once enough CPUs could be free: a cheap bound that keeps a
+    # pass over many small victims from costing one full placement per victim
+    need = (job.get("num_tasks") or 1) * (job.get("cpus_per_task") or 1)
+    free = sum(max(0, trial[n].free_cpus) for n in part if n in trial and trial[n].usable)
     for c in ordered:
         _free(trial, c, candidate_mode(c, config))
+        if not c.get("cpus_released"):
+            free += sum(cpus for n, cpus in (c.get("cpus_per_node") or {}).items() if n in part)
         chosen.append(c)
+        if free < need:
+            continue
         alloc = _fits(job, trial, part_nodes, expand_hostlist)
         if alloc is not None:
             break
