@@ -301,15 +301,27 @@ def test_lower_tier_job_never_preempts_a_higher_one(clean):
 
 def test_gang_time_slicing_alternates_two_jobs(clean):
     c = clean
-    a = c.sbatch("-p", "gang", "-n", "2", "-o", "/dev/null", "--wrap=sleep 120")
-    b = c.sbatch("-p", "gang", "-n", "2", "-o", "/dev/null", "--wrap=sleep 120")
-    wait_for(lambda: {squeue_state(c, a), squeue_state(c, b)} == {"R", "S"}, what="one runs, one waits")
+    a = c.sbatch("-p", "gang", "-n", "2", "-o", "/dev/null", "--wrap=echo $$ > gang-a.pid; sleep 120")
+    b = c.sbatch("-p", "gang", "-n", "2", "-o", "/dev/null", "--wrap=echo $$ > gang-b.pid; sleep 120")
+    c3 = c.sbatch("-p", "gang", "-n", "2", "-o", "/dev/null", "--wrap=sleep 120")  # FORCE:2: no third slot
+    shells = {"a": pids_of(c, "gang-a.pid"), "b": pids_of(c, "gang-b.pid")}
+    stopped_seen = False
+
+    def pair():
+        """Both states from one squeue call (two calls could straddle a rotation)."""
+        out = dict(line.split() for line in c.run("squeue", "-h", "-j", f"{a},{b}", "-o", "%i %t").stdout.splitlines())
+        return out.get(str(a)), out.get(str(b))
+    wait_for(lambda: set(pair()) == {"R", "S"}, what="one runs, one waits")
     seen = []
     deadline = time.time() + 20
     while time.time() < deadline and len(seen) < 3:
-        pair = (squeue_state(c, a), squeue_state(c, b))
-        assert pair in (("R", "S"), ("S", "R")), pair  # never both on the CPUs at once
-        if not seen or seen[-1] != pair:
-            seen.append(pair)
+        pair_now = pair()
+        assert pair_now in (("R", "S"), ("S", "R")), pair_now  # never both on the CPUs at once
+        if not seen or seen[-1] != pair_now:
+            seen.append(pair_now)
+        waiting = shells["a"] if pair_now[0] == "S" else shells["b"]
+        stopped_seen = stopped_seen or proc_state(waiting) == "T"
         time.sleep(0.2)
     assert len(seen) >= 3  # flipped at least twice
+    assert stopped_seen  # the waiting job's processes really are stopped
+    assert c.run("squeue", "-h", "-j", str(c3), "-o", "%t %r").stdout.split() == ["PD", "Resources"]
