@@ -196,7 +196,8 @@ class PreemptionControl:
         changed, commands = [], []
         for job in list(self.cluster.jobs.values()):
             pre = job.get("preempt")
-            if pre and pre.get("deadline") is not None and now >= pre["deadline"] and job["state"] == "RUNNING":
+            if pre and pre.get("deadline") is not None and now >= pre["deadline"] \
+                    and job["state"] in ("RUNNING", "SUSPENDED"):
                 self._finish_preempt(job, commands)
                 changed.append(job)
         if self.config.gang and self.gang_parts and gang.due(self.last_rotation, now, self.time_slice):
@@ -240,7 +241,9 @@ class PreemptionControl:
                     launches.append(started[-1])
 
     def is_ring(self, job):
-        return job["partition"] in self.gang_parts and (
+        """Time-sliced: a job of a FORCE partition, running or waiting for its turn (a job on
+        its way out through preemption no longer takes turns)."""
+        return job["partition"] in self.gang_parts and not job.get("preempt") and (
             job["state"] == "RUNNING" or (job["state"] == "SUSPENDED" and job.get("suspend_kind") == "gang"))
 
     def _settle_ring(self, now, rotate, changed, commands):
