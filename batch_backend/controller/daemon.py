@@ -137,9 +137,10 @@ class Controller:
 
 
 def run_controller(conf, conf_path, socket_path, state_dir):
+    from ..sched.preemption import PreemptConfigError
     try:
         controller = Controller(conf, conf_path, socket_path, state_dir)
-    except AuthConfigError as e:
+    except (AuthConfigError, PreemptConfigError) as e:
         log.error("cannot start: %s", e)
         raise SystemExit(1) from None
     asyncio.run(controller.run())

@@ -139,10 +139,11 @@ class PreemptionControl:
         now = self.cluster.now()
         commands = []
         if action == "suspend":
-            if job["state"] == "SUSPENDED":
-                raise Conflict("Job already suspended")
+            # Slurm's texts (slurm_errno): ESLURM_JOB_PENDING, ESLURM_JOB_NOT_RUNNING, ESLURM_ALREADY_DONE
             if job["state"] == "PENDING":
                 raise Conflict("Job is pending execution")
+            if job["state"] == "SUSPENDED":
+                raise Conflict("Job is not running")
             if job["state"] != "RUNNING":
                 raise Conflict("Job/step already completing or completed")
             self._suspend(job, "admin", now, commands)

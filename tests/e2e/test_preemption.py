@@ -132,7 +132,7 @@ def test_admin_suspend_stops_every_process_and_resume_continues(clean):
     time.sleep(0.5)
     assert os.path.getsize(c.path("susp.out")) == size  # nothing runs while suspended
     r = c.run("scontrol", "suspend", str(job))
-    assert r.returncode != 0 and "already suspended" in r.stderr
+    assert r.returncode != 0 and "Job is not running" in r.stderr
     assert c.run("scontrol", "resume", str(job)).returncode == 0
     assert squeue_state(c, job) == "R"
     wait_for(lambda: proc_state(shell) != "T" and proc_state(step) != "T", what="processes continued")
@@ -325,3 +325,15 @@ def test_gang_time_slicing_alternates_two_jobs(clean):
     assert len(seen) >= 3  # flipped at least twice
     assert stopped_seen  # the waiting job's processes really are stopped
     assert c.run("squeue", "-h", "-j", str(c3), "-o", "%t %r").stdout.split() == ["PD", "Resources"]
+
+
+def test_a_bad_preempt_setting_stops_the_controller_with_a_clear_error(tmp_path):
+    c = LiveCluster(tmp_path, "SlurmdParameters=config_overrides\nPreemptType=preempt/bogus\n"
+                              "NodeName=x1 CPUs=1 RealMemory=100\nPartitionName=p Nodes=x1 Default=YES\n")
+    try:
+        r = c.batchhub("up", "--no-link-cli", "--no-hub")
+        assert r.returncode != 0
+        assert "PreemptType: unsupported value 'preempt/bogus'" in r.stderr
+        assert "Traceback" not in r.stderr
+    finally:
+        c.down()
