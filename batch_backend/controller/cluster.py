@@ -801,8 +801,10 @@ class Cluster:
                 continue
             if job_id in running or job_id in finished:
                 continue
-            if job["state"] == "RUNNING" and not job.get("interactive"):
+            if job["state"] in ("RUNNING", "SUSPENDED") and not job.get("interactive"):
                 self._send_launch(job)  # decided but never delivered: launch now
+                if job["state"] == "SUSPENDED":  # (admitted for a later time slice)
+                    node.push({"type": "suspend", "job_id": job_id})
             elif job["state"] == "COMPLETING":
                 self.job_ended(job_id, "CANCELLED", exit_signal=15, reason="None")
         for job_id in running:
