@@ -100,7 +100,7 @@ JOB_FIELDS = {
     "suspended_seconds": ("number", "total suspended time of this run (not counted against the time limit)"),
     "pre_suspend_seconds": ("integer", "run time before the last suspension (SecsPreSuspend)"),
     "preempt": ("dict|null", "a preemption under way or done: {mode, by (preemptor job id), time, deadline}"),
-    "prior_runs": ("list[dict]", "runs ended by REQUEUE preemption: {state: PREEMPTED, start_time, end_time, nodelist, steps, ...}"),
+    "prior_runs": ("list[dict]", "earlier runs of a requeued job (sacct rows): {state: REQUEUED|PREEMPTED|NODE_FAIL|<final>, start_time, end_time, nodelist, steps, ...}"),
 }
 
 NODE_FIELDS = {

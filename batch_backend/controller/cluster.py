@@ -455,8 +455,9 @@ class Cluster:
         self._release_nodes(job)
         self.steps.kill_all(job)  # a step never outlives its job
         if requeue:
-            if requeue == "preempt":
-                self.preemption.record_preempted_run(job, now)
+            from .runs import close_run
+            close_run(job, "PREEMPTED" if requeue == "preempt" else "NODE_FAIL" if state == "NODE_FAIL"
+                      else "REQUEUED", now)
             self.preemption.clear_run_state(job)
             self._requeue_now(job, now, hold=(requeue == "hold"))
             return
@@ -629,6 +630,9 @@ class Cluster:
                     if not job.get("nodes") and job["state"] == "CANCELLED" and job.get("start_time") is None:
                         raise Conflict("Job has not started, cannot requeue a cancelled pending job")
                     self._release_nodes_if_needed(job)
+                    from .runs import close_run
+                    close_run(job, job["state"], job.get("end_time") or self.now(),
+                              job.get("exit_code", 0), job.get("exit_signal", 0))
                     self._requeue_now(job, self.now(), hold=(action == "requeuehold"))
                     continue
                 else:

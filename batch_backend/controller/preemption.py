@@ -20,8 +20,8 @@ Fields a job record gains here (all journaled with it):
   by it at every resume, and the node daemons get the seconds left.
 * ``preempt``: ``{"mode", "by", "time", "deadline"}`` while a preemption is
   under way (``deadline``: the end of GraceTime for CANCEL/REQUEUE).
-* ``prior_runs``: runs that preemption ended by requeueing (sacct shows them
-  as PREEMPTED rows before the current run).
+* ``prior_runs`` (see :mod:`.runs`): a run that REQUEUE preemption ended is
+  kept as a PREEMPTED accounting record.
 """
 
 import logging
@@ -341,25 +341,6 @@ class PreemptionControl:
         if pre["mode"] == "REQUEUE" and not job.get("interactive"):
             return state, "preempt"
         return "PREEMPTED", requeue
-
-    def record_preempted_run(self, job, now):
-        """Keep the run that REQUEUE preemption ended (sacct: a PREEMPTED row), reset the job's run state."""
-        steps = [s for s in job.get("steps", []) if s.get("step_id") != "batch"]
-        steps.append({"step_id": "batch", "name": "batch", "state": "CANCELLED", "exit_code": 0,
-                      "exit_signal": 15, "start_time": job["start_time"], "end_time": now,
-                      "nodelist": job.get("batch_host", ""), "num_tasks": 1,
-                      "num_cpus": job["cpus_per_node"].get(job.get("batch_host"), 1)})
-        job.setdefault("prior_runs", []).append({
-            "state": "PREEMPTED", "start_time": job["start_time"], "end_time": now,
-            "nodes": list(job.get("nodes", [])), "nodelist": job.get("nodelist", ""),
-            "batch_host": job.get("batch_host", ""), "num_nodes": job.get("num_nodes"),
-            "num_cpus": job.get("num_cpus"), "exit_code": 0, "exit_signal": 0,
-            "suspended_seconds": job.get("suspended_seconds") or 0, "steps": steps,
-            "preempted_by": (job.get("preempt") or {}).get("by"),
-        })
-        job["steps"] = []
-        job["next_step_id"] = 0
-        self.clear_run_state(job)
 
     @staticmethod
     def clear_run_state(job):

@@ -220,6 +220,17 @@ def test_requeue_preemption_puts_the_low_job_back_and_it_runs_after(clean):
         assert f.read().split() == ["run0", "run1"]
 
 
+def test_sacct_shows_each_run_of_a_requeued_job(clean):
+    c = clean
+    job = c.sbatch("-p", "requeue", "-o", "/dev/null", "--wrap=sleep 60")
+    c.wait_state(job, "RUNNING")
+    assert c.run("scontrol", "requeue", str(job)).returncode == 0
+    wait_for(lambda: c.job(job).get("Restarts") == "1" and c.job(job)["JobState"] == "RUNNING", what="rerun")
+    rows = [r for r in c.acct(job, "JobID,State,ExitCode")]
+    assert rows[:2] == [[str(job), "REQUEUED", "0:0"], [f"{job}.batch", "CANCELLED", "0:15"]]
+    assert rows[2] == [str(job), "RUNNING", "0:0"]
+
+
 def test_requeued_job_waits_with_reason_begintime_while_the_preemptor_runs(clean):
     c = clean
     low = c.sbatch("-p", "requeue", "-n", "2", "-o", "/dev/null", "--wrap=sleep 60")

@@ -176,3 +176,15 @@ def test_gang_jobs_take_turns_every_time_slice(tmp_path):
     end(c, a, "COMPLETED", 0, 0)
     assert c.jobs[b]["state"] == "RUNNING"  # the partner runs at once, not at the next slice
     assert c.jobs[third]["state"] in ("RUNNING", "SUSPENDED")  # the freed slot admits the third job
+
+
+def test_scontrol_requeue_keeps_the_ended_run_as_a_requeued_record(tmp_path):
+    c, clock = make(tmp_path)
+    job = submit(c, "requeue")
+    clock.t += 5
+    c.job_action(str(job), "requeue", ROOT)
+    end(c, job)
+    runs = c.jobs[job]["prior_runs"]
+    assert [(r["state"], r["start_time"], r["end_time"]) for r in runs] == [("REQUEUED", 1000, 1005)]
+    assert [(s["step_id"], s["state"], s["exit_signal"]) for s in runs[0]["steps"]] == [("batch", "CANCELLED", 15)]
+    assert c.jobs[job]["steps"] == [] and c.jobs[job]["restarts"] == 1
