@@ -208,10 +208,25 @@ class PreemptionControl:
 
     # -- oversubscribed partitions ------------------------------------------------------------
     def pending_for_main_pass(self, pending):
-        """The pending jobs the main policy schedules: all but those of FORCE:N partitions."""
-        if not self.gang_parts:
-            return pending
-        return [j for j in pending if j["partition"] not in self.gang_parts]
+        """The pending jobs the main policy schedules: all but those of FORCE:N partitions
+        (admitted by :meth:`_admit_oversubscribed`) and REQUEUE victims whose preemptor has
+        not started yet (they keep reason BeginTime: were they to start first, on the very
+        resources they were preempted from, they would be preempted again, and again)."""
+        if self.gang_parts:
+            pending = [j for j in pending if j["partition"] not in self.gang_parts]
+        if self.config.enabled:
+            jobs = self.cluster.jobs
+            out = []
+            for j in pending:
+                by = j.get("requeued_for")
+                if by is not None:
+                    preemptor = jobs.get(by)
+                    if preemptor is not None and preemptor["state"] == "PENDING":
+                        continue
+                    j.pop("requeued_for", None)  # a gate, not a fact: re-derived after a restart
+                out.append(j)
+            pending = out
+        return pending
 
     def _admit_oversubscribed(self, now, changed, launches):
         cluster = self.cluster
@@ -344,6 +359,10 @@ class PreemptionControl:
 
     @staticmethod
     def clear_run_state(job):
+        """Forget the run's suspension and preemption state (the job goes back to PENDING);
+        a REQUEUE victim remembers its preemptor until that one has started."""
+        if (job.get("preempt") or {}).get("mode") == "REQUEUE":
+            job["requeued_for"] = job["preempt"].get("by")
         for key in ("preempt", "suspend_kind", "suspend_time", "suspended_seconds", "pre_suspend_seconds",
                     "cpus_released", "gang_active_since"):
             job.pop(key, None)

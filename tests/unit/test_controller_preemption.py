@@ -188,3 +188,39 @@ def test_scontrol_requeue_keeps_the_ended_run_as_a_requeued_record(tmp_path):
     assert [(r["state"], r["start_time"], r["end_time"]) for r in runs] == [("REQUEUED", 1000, 1005)]
     assert [(s["step_id"], s["state"], s["exit_signal"]) for s in runs[0]["steps"]] == [("batch", "CANCELLED", 15)]
     assert c.jobs[job]["steps"] == [] and c.jobs[job]["restarts"] == 1
+
+
+QOS_CONF = """\
+SlurmdParameters=config_overrides
+PreemptType=preempt/qos
+PreemptMode=CANCEL
+NodeName=q1 CPUs=2 RealMemory=1000
+PartitionName=all Nodes=q1 Default=YES
+"""
+
+
+def test_qos_preemption_through_the_qos_table_hook(tmp_path):
+    clock = Clock()
+    c = Cluster(parse_conf(QOS_CONF), Journal(str(tmp_path / "journal.sqlite")), now=clock)
+    c.recover()
+    c.node_register("q1", {"cpus": 2, "memory_mb": 1000, "gpus": [], "running": [], "finished": []})
+    # what the accounting side installs when QOS records change
+    c.preemption.set_qos_table({"urgent": {"priority": 100, "preempt": ["scavenger"]},
+                                "scavenger": {"priority": 0, "preempt": [], "preempt_mode": "REQUEUE"},
+                                "normal": {"priority": 10, "preempt": []}})
+
+    def sub(qos):
+        job_id = c.submit({"script": "#!/bin/sh\n", "num_tasks": 2, "workdir": "/tmp", "qos": qos}, ROOT)
+        c.schedule_now()
+        return job_id
+    normal = sub("normal")
+    urgent = sub("urgent")
+    assert c.jobs[normal]["state"] == "RUNNING" and "preempt" not in c.jobs[normal]  # not in urgent's list
+    end(c, normal, "COMPLETED", 0, 0)
+    assert c.jobs[urgent]["state"] == "RUNNING"
+    end(c, urgent, "COMPLETED", 0, 0)
+    scav = sub("scavenger")
+    urgent2 = sub("urgent")
+    assert c.jobs[scav]["preempt"]["mode"] == "REQUEUE"  # the victim's QOS PreemptMode wins
+    end(c, scav)
+    assert c.jobs[scav]["state"] == "PENDING" and c.jobs[urgent2]["state"] == "RUNNING"
