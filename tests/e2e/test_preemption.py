@@ -31,7 +31,7 @@ NodeName=p1 CPUs=2 RealMemory=1000
 NodeName=g1 CPUs=2 RealMemory=1000
 PartitionName=requeue Nodes=p1 Default=YES PriorityTier=1 PreemptMode=REQUEUE
 PartitionName=cancel Nodes=p1 PriorityTier=1 PreemptMode=CANCEL
-PartitionName=grace Nodes=p1 PriorityTier=1 PreemptMode=CANCEL GraceTime=3
+PartitionName=grace Nodes=p1 PriorityTier=1 PreemptMode=CANCEL GraceTime=5
 PartitionName=suspend Nodes=p1 PriorityTier=1 PreemptMode=SUSPEND
 PartitionName=high Nodes=p1 PriorityTier=10
 PartitionName=gang Nodes=g1 PriorityTier=1 OverSubscribe=FORCE:2
@@ -86,6 +86,15 @@ def final_state(c, job_id, states, timeout=30):
     return wait_for(current, timeout=timeout, what=f"job {job_id} in {states}")
 
 
+def gated(name):
+    """A job command that runs until the test creates ``name`` (no guessing how long a step takes)."""
+    return f"--wrap=while [ ! -e {name} ]; do sleep 0.1; done"
+
+
+def open_gate(c, name):
+    open(c.path(name), "w").close()
+
+
 def proc_state(pid):
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rpartition(")")[2].split()[0]
@@ -103,7 +112,7 @@ def pids_of(c, name):
 def test_show_partition_and_config_report_preemption_settings(clean):
     c = clean
     out = c.run("scontrol", "show", "partition", "grace").stdout
-    assert "PriorityTier=1 " in out and "PreemptMode=CANCEL" in out and "GraceTime=3 " in out
+    assert "PriorityTier=1 " in out and "PreemptMode=CANCEL" in out and "GraceTime=5 " in out
     out = c.run("scontrol", "show", "partition", "gang").stdout
     assert "OverSubscribe=FORCE:2" in out and "PreemptMode=GANG,SUSPEND" in out
     assert "PriorityTier=10 " in c.run("scontrol", "show", "partition", "high").stdout
@@ -269,32 +278,37 @@ def test_grace_time_sends_sigterm_first_then_ends_the_job(clean):
 
 def test_suspend_preemption_stops_the_low_job_until_the_high_job_ends(clean):
     c = clean
-    low = c.sbatch("-p", "suspend", "-n", "2", "-o", "/dev/null", "--wrap=echo $$ > low.pid; sleep 8; echo ok")
+    low = c.sbatch("-p", "suspend", "-n", "2", "-o", "/dev/null",
+                   "--wrap=echo $$ > low.pid; while [ ! -e low.go ]; do sleep 0.1; done")
     c.wait_state(low, "RUNNING")
     shell = pids_of(c, "low.pid")
-    high = c.sbatch("-p", "high", "-n", "2", "-o", "/dev/null", "--wrap=sleep 3")
+    high = c.sbatch("-p", "high", "-n", "2", "-o", "/dev/null", gated("high.go"))
     wait_for(lambda: squeue_state(c, low) == "S", what="low job suspended")
     wait_for(lambda: proc_state(shell) == "T", what="low job's shell stopped")
     c.wait_state(high, "RUNNING")
+    open_gate(c, "high.go")
     c.wait_state(high, "COMPLETED")
     wait_for(lambda: squeue_state(c, low) == "R", what="low job resumed")
-    assert proc_state(shell) != "T"
+    wait_for(lambda: proc_state(shell) != "T", what="low job's shell continued")
+    open_gate(c, "low.go")
     assert c.wait_state(low, "COMPLETED", timeout=30) == "COMPLETED"
 
 
 def test_suspend_preemption_survives_a_controller_restart(clean):
     c = clean
-    low = c.sbatch("-p", "suspend", "-n", "2", "-o", "/dev/null", "--wrap=echo $$ > restart.pid; sleep 6")
+    low = c.sbatch("-p", "suspend", "-n", "2", "-o", "/dev/null", "--wrap=echo $$ > restart.pid; while [ ! -e restart-low.go ]; do sleep 0.1; done")
     c.wait_state(low, "RUNNING")
     shell = pids_of(c, "restart.pid")
-    high = c.sbatch("-p", "high", "-n", "2", "-o", "/dev/null", "--wrap=sleep 4")
+    high = c.sbatch("-p", "high", "-n", "2", "-o", "/dev/null", gated("restart.go"))
     wait_for(lambda: squeue_state(c, low) == "S" and squeue_state(c, high) == "R", what="low suspended, high running")
     c.kill_controller()
     c.start_controller()
     assert squeue_state(c, low) == "S" and squeue_state(c, high) == "R"
     assert proc_state(shell) == "T"
+    open_gate(c, "restart.go")
     assert c.wait_state(high, "COMPLETED") == "COMPLETED"
     wait_for(lambda: squeue_state(c, low) == "R", what="low job resumed after the restart")
+    open_gate(c, "restart-low.go")
     assert c.wait_state(low, "COMPLETED", timeout=30) == "COMPLETED"
 
 
