@@ -292,7 +292,8 @@ class Cluster:
         if use_backfill:
             self.last_backfill = now
             state = backfill.BackfillState(
-                **common, running=[j for j in self.jobs.values() if j["state"] in HOLDING_STATES],
+                **common, running=self.preemption.running_for_planner(
+                    [j for j in self.jobs.values() if j["state"] in HOLDING_STATES]),
                 **self.backfill_params)
         else:
             state = fifo.SchedState(**common)

@@ -228,6 +228,12 @@ class PreemptionControl:
             pending = out
         return pending
 
+    @staticmethod
+    def running_for_planner(running):
+        """The backfill planner's running jobs: a job suspended by preemption gave its CPUs to
+        its preemptor already, so its end gives back only its memory and GPUs."""
+        return [dict(j, cpus_per_node={}) if j.get("cpus_released") else j for j in running]
+
     def _admit_oversubscribed(self, now, changed, launches):
         cluster = self.cluster
         from .dependencies import dependency_state
@@ -351,7 +357,8 @@ class PreemptionControl:
         GraceTime (exit 0) stays COMPLETED.
         """
         pre = job.get("preempt")
-        if not pre or pre.get("mode") not in ("CANCEL", "REQUEUE") or requeue or state == "COMPLETED":
+        if not pre or pre.get("mode") not in ("CANCEL", "REQUEUE") or requeue or state == "COMPLETED" \
+                or job.get("_cancelled_by") is not None:  # scancel'ed during its GraceTime: CANCELLED
             return state, requeue
         if pre["mode"] == "REQUEUE" and not job.get("interactive"):
             return state, "preempt"
