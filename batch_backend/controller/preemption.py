@@ -92,6 +92,9 @@ class PreemptionControl:
     def _resume(self, job, now, commands):
         paused = max(0.0, now - (job.get("suspend_time") or now))
         job["suspended_seconds"] = float(job.get("suspended_seconds") or 0) + paused
+        for step in job.get("steps", []):  # sacct's step Elapsed leaves the suspension out too
+            if step.get("state") == "RUNNING":
+                step["suspended_seconds"] = float(step.get("suspended_seconds") or 0) + paused
         if job.get("end_time") is not None:
             job["end_time"] += paused
         job["state"] = "RUNNING"
