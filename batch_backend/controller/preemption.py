@@ -198,7 +198,7 @@ class PreemptionControl:
     def tick(self, now):
         """Once a second: GraceTime deadlines, and a gang rotation every SchedulerTimeSlice."""
         changed, commands = [], []
-        for job in list(self.cluster.jobs.values()):
+        for job in list(self.cluster.jobs.values()) if self.config.enabled else ():
             pre = job.get("preempt")
             if pre and pre.get("deadline") is not None and now >= pre["deadline"] \
                     and job["state"] in ("RUNNING", "SUSPENDED"):

@@ -149,6 +149,15 @@ def test_victims_added_in_order_then_unneeded_ones_put_back():
     assert [d.job_id for d in preemption.decide(s, now=100)] == [11]
 
 
+def test_victims_on_several_nodes_add_up_for_a_job_that_spreads():
+    # the two cheapest victims sit on different nodes; together they free the 4 CPUs needed
+    cfg = config()
+    jobs = [running(10, "n1", 2, priority=1), running(11, "n2", 2, priority=2),
+            running(12, "n1", 2, priority=9), running(13, "n2", 2, priority=9)]
+    s = state_for(nodes(), jobs, [pending(1, tasks=4)], cfg)
+    assert [d.job_id for d in preemption.decide(s, now=100)] == [10, 11]
+
+
 def test_a_job_that_cannot_fit_even_with_every_victim_preempts_nothing():
     cfg = config()
     jobs = [running(10, "n1", 4)]
