@@ -329,6 +329,10 @@ def cmd_bench(args, layout):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sim"]:  # its own option parser (argparse REMAINDER cannot start with an option)
+        from .sim.cli import main as sim_main
+        return sim_main(argv[1:], prog="batchhub sim")
     parser = argparse.ArgumentParser(prog="batchhub", description="BatchHub admin commands")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -359,9 +363,12 @@ def main(argv=None):
     p = sub.add_parser("config", help="print the embedded default slurm.conf for this machine")
     p.set_defaults(func=cmd_config)
     p = sub.add_parser("bench", help="run a benchmark suite and print a table")
-    p.add_argument("suite", choices=["core", "parallel", "hub"])
+    p.add_argument("suite", choices=["core", "parallel", "hub", "sched", "memory", "priority"])
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("sim", help="replay a workload (SWF trace or Lublin-Feitelson model) through the "
+                                   "scheduler on a virtual clock; `batchhub sim -h` for options",
+                       add_help=False)
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     layout = paths.layout()

@@ -207,6 +207,24 @@ class Client:
                 import time
                 time.sleep(retry_delay)
 
+    def submit_many(self, submissions, *, retries=0, retry_delay=0.5):
+        """Submit several jobs in one request and one journal commit.
+
+        Returns one result per submission, in order: ``{"job_id": N}`` or
+        ``{"error": {"code", "message"}}`` (a bad submission is refused alone).
+        Each submission gets its own ``submit_token``, so a retried request
+        never creates a job twice. At most 10,000 per call.
+        """
+        subs = [s if s.get("submit_token") else dict(s, submit_token=os.urandom(16).hex()) for s in submissions]
+        for attempt in range(retries + 1):
+            try:
+                return self.request("POST", "/jobs/batch", {"jobs": subs})["results"]
+            except ControllerUnreachable:
+                if attempt == retries:
+                    raise
+                import time
+                time.sleep(retry_delay)
+
     def jobs(self, *, ids=None, users=None, partitions=None, states=None, names=None,
              include_finished=False, fields=None):
         """Jobs as squeue sees them (unfinished only unless include_finished).
@@ -276,6 +294,36 @@ class Client:
 
     def config(self):
         return self.request("GET", "/config")["config"]
+
+    def priority_factors(self, *, ids=None, users=None, partitions=None):
+        """sprio: {"priority_type", "weights", "jobs": [per pending job factors, computed now]}."""
+        return self.request("GET", "/priority", query={"ids": ids, "users": users, "partitions": partitions})
+
+    def shares(self):
+        """sshare: {"priority_type", "time", "rows": [associations in tree order with usage and fairshare]}."""
+        return self.request("GET", "/shares")
+    # -- advance reservations --------------------------------------------------
+    def reservations(self, names=None):
+        """Reservations (scontrol show reservation): dicts as in ``model.RESERVATION_FIELDS``."""
+        return self.request("GET", "/reservations", query={"names": names})["reservations"]
+
+    def reservation(self, name):
+        """One reservation by name; NotFound ("Requested reservation is invalid") otherwise."""
+        return self.request("GET", f"/reservations/{http11.quote(name, safe='')}")["reservation"]
+
+    def create_reservation(self, **spec):
+        """scontrol create reservation (admins). ``spec``: name, start_time, end_time or duration
+        (minutes), nodes or node_cnt/core_cnt, partition, users/groups/accounts, flags...
+        Returns the reservation as stored (its ``name`` is generated when not given)."""
+        return self.request("POST", "/reservations", spec)["reservation"]
+
+    def update_reservation(self, name, **spec):
+        """scontrol update ReservationName=... (admins); list fields accept '+a'/'-a' edits."""
+        return self.request("POST", f"/reservations/{http11.quote(name, safe='')}", spec)["reservation"]
+
+    def delete_reservation(self, name):
+        """scontrol delete ReservationName=... (admins); refused while jobs run in it."""
+        return self.request("DELETE", f"/reservations/{http11.quote(name, safe='')}")
 
     def shutdown(self):
         """Ask the controller to exit (admin only)."""

@@ -178,6 +178,20 @@ class JobsHandler(BaseHandler):
         self.reply({"job_id": job_id, "test_only": job_id is None}, status=201)
 
 
+class JobBatchHandler(BaseHandler):
+    """POST /v1/jobs/batch {"jobs": [submission, ...]}: many submissions, one commit."""
+
+    MAX_JOBS = 10000
+
+    def post(self):
+        subs = self.body().get("jobs")
+        if not isinstance(subs, list) or not subs or not all(isinstance(s, dict) for s in subs):
+            raise InvalidRequest("field 'jobs' must be a non-empty list of submissions")
+        if len(subs) > self.MAX_JOBS:
+            raise InvalidRequest(f"at most {self.MAX_JOBS} submissions per request, got {len(subs)}")
+        self.reply({"results": self.cluster.submit_many(subs, self.caller)}, status=201)
+
+
 class JobHandler(BaseHandler):
     def get(self, id_text):
         jobs = self.cluster.find(id_text)
@@ -310,7 +324,14 @@ class NodesHandler(BaseHandler):
             records = [nodes[n] for n in wanted]
         else:
             records = list(nodes.values())
-        self.reply({"nodes": [r.to_dict() for r in records]})
+        reserved = self.cluster.reservations.node_flags()
+        out = []
+        for r in records:
+            d = r.to_dict()
+            if r.name in reserved:  # in an active reservation: sinfo's resv / maint
+                d["state_flags"] = d["state_flags"] + [reserved[r.name]]
+            out.append(d)
+        self.reply({"nodes": out})
 
 
 class NodeUpdateHandler(BaseHandler):
@@ -334,6 +355,67 @@ class PartitionsHandler(BaseHandler):
             d["total_cpus"] = sum(self.cluster.nodes[n].cpus for n in p["nodes"])
             out.append(d)
         self.reply({"partitions": out})
+
+
+class PriorityHandler(BaseHandler):
+    """sprio: each pending job's priority factors (computed now), and the weights."""
+
+    def get(self):
+        cluster = self.cluster
+        ids = self.list_arg("ids")
+        if ids:
+            seen, jobs = set(), []
+            for id_text in ids:
+                for j in cluster.find(id_text):
+                    if j["job_id"] not in seen:
+                        seen.add(j["job_id"])
+                        jobs.append(j)
+        else:
+            jobs = list(cluster.pending.values())
+        users, partitions = self.list_arg("users"), self.list_arg("partitions")
+        jobs = [j for j in jobs if (not users or j["user"] in users)
+                and (not partitions or j["partition"] in partitions)]
+        jobs.sort(key=lambda j: j["job_id"])
+        service = cluster.priority
+        self.reply({"priority_type": service.type, "weights": service.weights_dict(),
+                    "jobs": service.report(jobs, cluster.now())})
+
+
+class SharesHandler(BaseHandler):
+    """sshare: the association tree with shares, decayed usage and classic fairshare."""
+
+    def get(self):
+        service = self.cluster.priority
+        now = self.cluster.now()
+        self.reply({"priority_type": service.type, "time": now, "rows": service.fairshare_rows(now)})
+class ReservationsHandler(BaseHandler):
+    """``scontrol show reservation`` (GET, anyone) and ``scontrol create reservation`` (POST, admins)."""
+
+    def get(self):
+        book = self.cluster.reservations
+        names = self.list_arg("names")
+        records = book.list() if not names else [book.get(n) for n in names]
+        self.reply({"reservations": [book.public(r) for r in records]})
+
+    def post(self):
+        book = self.cluster.reservations
+        self.reply({"reservation": book.public(book.create(self.body(), self.caller))}, status=201)
+
+
+class ReservationHandler(BaseHandler):
+    """One reservation: GET it, POST changes to it (``scontrol update``), DELETE it."""
+
+    def get(self, name):
+        book = self.cluster.reservations
+        self.reply({"reservation": book.public(book.get(name))})
+
+    def post(self, name):
+        book = self.cluster.reservations
+        self.reply({"reservation": book.public(book.update(name, self.body(), self.caller))})
+
+    def delete(self, name):
+        self.cluster.reservations.delete(name, self.caller)
+        self.reply({"deleted": name})
 
 
 class ConfigHandler(BaseHandler):
@@ -477,6 +559,7 @@ def make_app(controller):
         (r"/v1/ping", PingHandler),
         (r"/v1/jobs", JobsHandler),
         (r"/v1/jobs/cancel", CancelHandler),
+        (r"/v1/jobs/batch", JobBatchHandler),
         (rf"/v1/jobs/{ID_RE}", JobHandler),
         (rf"/v1/jobs/{ID_RE}/(update|hold|uhold|release|requeue|requeuehold|suspend|resume|top)", JobActionHandler),
         (rf"/v1/jobs/{ID_RE}/steps", StepsHandler),
@@ -488,7 +571,11 @@ def make_app(controller):
         (r"/v1/nodes", NodesHandler),
         (r"/v1/nodes/update", NodeUpdateHandler),
         (r"/v1/partitions", PartitionsHandler),
+        (r"/v1/reservations", ReservationsHandler),
+        (r"/v1/reservations/([^/]+)", ReservationHandler),
         (r"/v1/config", ConfigHandler),
+        (r"/v1/priority", PriorityHandler),
+        (r"/v1/shares", SharesHandler),
         (r"/v1/shutdown", ShutdownHandler),
         (r"/v1/tokens", TokensHandler),
         (r"/v1/noded/([A-Za-z0-9_.\-]+)/register", NodeRegisterHandler),

@@ -14,13 +14,16 @@ import os
 import time
 
 from .. import hostlist
-from ..errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from ..errors import BatchError, Conflict, InvalidRequest, NotFound, PermissionDenied
 from ..model import ACTIVE_STATES, FINAL_STATES
 from ..patterns import expand_output_pattern
 from ..sched import backfill, fifo
+from ..sched import reservations as resv_policy
 from .dependencies import dependency_state, validate_dependency
-from .jobs import build_job, check_submission, format_array_pending
+from .jobs import build_job, check_submission, format_array_pending, share_strings
 from .nodes import NodeRecord
+from .priority_service import PriorityService
+from .reservations import ReservationBook
 
 log = logging.getLogger("batchhub.controller")
 
@@ -70,8 +73,9 @@ class Cluster:
         self.jobs = {}        # job_id -> job dict (active + recently finished)
         self.pending = {}     # job_id -> job dict, submit order
         self.order_dirty = False
-        self.payloads = {}    # job_id -> payload, for jobs not yet launched (cache)
-        self.json_cache = {}  # job_id -> JSON text as last journaled
+        # Scripts and environments (payloads) and the jobs' JSON text are not kept in memory:
+        # with 100,000 known jobs they would cost ~4 KB a job. A payload is read back from the
+        # journal when the job launches, the JSON text is made when asked for.
         self.running_array_tasks = {}
         self._schedule_handle = None
         self.blocked_partitions = set()
@@ -79,6 +83,13 @@ class Cluster:
         from .steps import StepManager
         self.steps = StepManager(self, os.urandom(32))  # the daemon installs the persistent key
         self.stats = {"passes": 0, "last_pass_ms": 0.0, "submitted": 0}
+        # Where associations and QOS come from once sacctmgr manages them: callables returning
+        # the association rows ({"account", "parent", "user", "shares", "partition"}) and the
+        # QOS rows ({"name", "priority"}); None means "none configured" (see association_tree).
+        self.assoc_source = None
+        self.qos_source = None
+        self.priority = PriorityService(self)  # PriorityType, weights, usage (ValueError on bad config)
+        self.reservations = ReservationBook(self)  # advance reservations (controller/reservations.py)
         from .preemption import PreemptionControl
         self.preemption = PreemptionControl(self)  # suspend/resume, preemption, gang scheduling
 
@@ -94,7 +105,9 @@ class Cluster:
                 node.reason_time = data.get("reason_time")
                 node.reason_user = data.get("reason_user", "")
         self.next_job_id = self.journal.next_job_id(int(self._opt("FirstJobId", 1)))
+        self.reservations.recover()
         for job in self.journal.load_live_jobs(now - self.min_job_age):
+            share_strings(job)
             self.jobs[job["job_id"]] = job
             if job["state"] == "PENDING":
                 self.pending[job["job_id"]] = job
@@ -109,7 +122,39 @@ class Cluster:
                     self._count_array_task(job["array_job_id"], +1)
         self.order_dirty = True
         self.recovered_at = now
+        self.priority.recover(now)
         return len(self.jobs)
+
+    # -- associations and QOS (the adapter the priority code reads) -------------------
+    def association_tree(self):
+        """Association rows ``{"account", "parent", "user", "shares", "partition"}`` or [] if none.
+
+        A user row may carry ``"default": True`` (the user's DefaultAccount: jobs
+        without ``-A`` are charged there; else the user's first row is). Per-partition
+        associations are not distinguished: usage is per (account, user).
+
+        The one place the controller asks for the account tree: sacctmgr's store
+        plugs in through ``assoc_source``. With no associations the priority code
+        uses its default tree (root with every user who has jobs, shares 1). After
+        a change, ``self.priority.associations_changed(now)`` applies it at once
+        (otherwise the next PriorityCalcPeriod pass does).
+        """
+        if self.assoc_source is not None:
+            return list(self.assoc_source() or [])
+        return []
+
+    def qos_priorities(self):
+        """QOS name -> Priority (``normal`` 0 when no QOS are configured)."""
+        rows = list(self.qos_source() or []) if self.qos_source is not None else []
+        out = {"normal": 0}
+        out.update({q["name"]: int(q.get("priority") or 0) for q in rows})
+        return out
+
+    def priority_tick(self):
+        """Once a second (the daemon's housekeeping): usage charging and PriorityCalcPeriod."""
+        self.priority.tick(self.now())
+        if self.order_dirty and self.pending:
+            self.request_schedule()
 
     def _opt(self, key, default):
         from ..conf import get_option
@@ -120,8 +165,6 @@ class Cluster:
         """Journal jobs; the JSON text written is also what the API serves for them."""
         texts = [json.dumps(job, separators=(",", ":")) for job in jobs]
         self.journal.save_jobs(jobs, texts)
-        for job, text in zip(jobs, texts):
-            self.json_cache[job["job_id"]] = text
         if self.on_change is not None:
             for job in jobs:
                 self.on_change(job)
@@ -131,11 +174,8 @@ class Cluster:
         return job
 
     def job_json(self, job):
-        """The job as JSON text, from the cache kept in step with the journal."""
-        text = self.json_cache.get(job["job_id"])
-        if text is None:
-            text = self.json_cache[job["job_id"]] = json.dumps(job, separators=(",", ":"))
-        return text
+        """The job as JSON text (what the full job list serves)."""
+        return json.dumps(job, separators=(",", ":"))
 
     def find(self, id_text):
         """Jobs named by 'N', 'A' (an array: all its tasks), 'A_i' or 'A_[x-y]'.
@@ -199,15 +239,21 @@ class Cluster:
             if existing is not None:
                 return existing  # a retried submit: same job, never a second one
         now = self.now()
+        sub = self.reservations.submission_defaults(sub)
         job, payload = build_job(sub, job_id=self.next_job_id, caller=caller, partitions=self.partitions,
                                  default_partition=self.default_partition,
                                  nodes={n: r.template() for n, r in self.nodes.items()},
                                  now=now, cluster_name=self.cluster_name)
         if job["dependency"]:
             validate_dependency(job["dependency"], self._lookup_any)
+        self.reservations.check_job(job)
         if sub.get("test_only"):
             return None
-        job["priority"] = job["priority"] or max(1, 10**8 - job["job_id"])
+        if job["dependency"]:
+            job["eligible_time"] = None  # a job ages (and shows an EligibleTime) once its dependency is met
+        job["priority_set"] = job["priority"] or None  # sbatch --priority by an admin pins it
+        self.priority.note_user(job["user"])
+        job["priority"] = self.priority.priority_of(job, now)
         if job["held"]:
             job["reason"] = "JobHeldUser"
         elif (job["begin_time"] or 0) > now:
@@ -225,12 +271,37 @@ class Cluster:
         self.next_job_id = job["job_id"] + 1
         self.jobs[job["job_id"]] = job
         self.pending[job["job_id"]] = job
-        self.payloads[job["job_id"]] = payload
         self.stats["submitted"] += 1
-        if job["priority"] != max(1, 10**8 - job["job_id"]):
-            self.order_dirty = True
+        if not self.order_dirty:
+            # appended last: the queue is still in order unless it outranks the job before it
+            before = self._pending_before_last()
+            if before is not None and job["priority"] > before["priority"]:
+                self.order_dirty = True
         self.request_schedule()
         return job["job_id"]
+
+    def submit_many(self, subs, caller):
+        """Submit several jobs in one journal commit; one result per submission, in order.
+
+        A result is ``{"job_id": N}`` or ``{"error": {"code", "message"}}``: a bad
+        submission is refused alone, the others are accepted (as if each had
+        been sent by itself, only faster - the high-throughput path for
+        workflow tools that would otherwise call sbatch thousands of times).
+        Nothing is acknowledged before the single commit.
+        """
+        results = []
+        with self.journal.transaction():
+            for sub in subs:
+                try:
+                    results.append({"job_id": self.submit(sub, caller)})
+                except BatchError as e:
+                    results.append({"error": {"code": e.code, "message": e.message}})
+        return results
+
+    def _pending_before_last(self):
+        it = reversed(self.pending.values())
+        next(it, None)
+        return next(it, None)
 
     def _jobs_of_user(self, user):
         return [j for j in self.jobs.values() if j["user"] == user]
@@ -276,14 +347,25 @@ class Cluster:
             ordered = sorted(self.pending.values(), key=lambda j: (-tier(j), -j["priority"], j["submit_time"], j["job_id"]))
             self.pending = {j["job_id"]: j for j in ordered}
             self.order_dirty = False
+        # Held jobs cannot start and hold/release set their reason: leaving them out keeps a
+        # pass cheap however many jobs users park in the queue.
+        # Advance reservations (sched/reservations.py): jobs that asked for one are placed
+        # inside it first; every other job sees reserved nodes as blocked time windows.
+        in_resv, outside = resv_policy.split_pending(j for j in self.pending.values() if not j["held"])
+        windows = resv_policy.blocked_windows(self.reservations.items.values(), now, now + resv_policy.WINDOW_HORIZON)
         common = dict(
             nodes={n: r.view() for n, r in self.nodes.items()},
             partitions=self.partitions,
-            pending=self.preemption.pending_for_main_pass(list(self.pending.values())),
+            pending=self.preemption.pending_for_main_pass(outside),
             running_array_tasks=dict(self.running_array_tasks),
             dependency_state=lambda job: dependency_state(job, self._lookup_any, self._jobs_of_user),
             expand_hostlist=hostlist.expand,
+            reserved_windows=windows,
         )
+        resv_decisions = []
+        if in_resv:
+            resv_decisions = resv_policy.schedule_reserved(fifo.SchedState(**dict(common, pending=in_resv)),
+                                                           now, self.reservations.items, in_resv)
         # Like slurmctld: every event runs the cheap main scheduler (priority order, stop at
         # the first job that cannot start: it can never delay a higher-priority job); the
         # backfill planner, which costs milliseconds per pass on a long queue, runs every
@@ -298,6 +380,9 @@ class Cluster:
         else:
             state = fifo.SchedState(**common)
         decisions = (backfill if use_backfill else fifo).schedule(state, now)
+        if windows:
+            decisions = resv_policy.maint_reasons(decisions, outside, state, windows, now)
+        decisions = resv_decisions + decisions
         self.blocked_partitions = state.blocked
         changed = []
         starts = []
@@ -306,6 +391,9 @@ class Cluster:
             if job is None or job["state"] != "PENDING":
                 continue
             if isinstance(d, fifo.SetReason):
+                if job.get("eligible_time") is None and not job.get("held") \
+                        and d.reason not in ("Dependency", "DependencyNeverSatisfied", "BeginTime"):
+                    job["eligible_time"] = now  # its dependency is met: from now on it ages
                 job["reason"] = d.reason
                 changed.append(job)
             elif isinstance(d, backfill.Estimate):
@@ -313,7 +401,6 @@ class Cluster:
                 job["start_time"] = d.start_time
                 job["start_estimated"] = d.start_time is not None
                 job["sched_nodes"] = hostlist.compress(d.nodes) if d.nodes else ""
-                self.json_cache.pop(job["job_id"], None)
             else:
                 started = self._start(job, d.allocation, now)
                 changed.extend(started)
@@ -364,6 +451,7 @@ class Cluster:
         job["start_estimated"] = False
         job["sched_nodes"] = ""
         job["end_time"] = None if job["time_limit"] is None else now + job["time_limit"] * 60
+        self.reservations.job_started(job)  # a job in a reservation ends with it
         job["nodes"] = list(alloc.nodes)
         job["nodelist"] = hostlist.compress(alloc.nodes)
         job["batch_host"] = alloc.nodes[0]
@@ -375,6 +463,7 @@ class Cluster:
         job["num_cpus"] = sum(alloc.cpus_per_node.values())
         if job.get("eligible_time") is None:
             job["eligible_time"] = now
+        self.priority.job_started(job, now)
         self._expand_paths(job)
         for name in alloc.nodes:
             self.nodes[name].allocate(job["job_id"], alloc.cpus_per_node[name],
@@ -396,13 +485,9 @@ class Cluster:
 
     # -- talking to nodes -------------------------------------------------------------
     def launch_message(self, job):
-        payload = self.payloads.get(job["job_id"])
+        payload = self.journal.load_payload(job["job_id"])
         if payload is None and job.get("array_job_id"):
-            payload = self.payloads.get(job["array_job_id"])
-        if payload is None:
-            payload = self.journal.load_payload(job["job_id"])
-            if payload is None and job.get("array_job_id"):
-                payload = self.journal.load_payload(job["array_job_id"])
+            payload = self.journal.load_payload(job["array_job_id"])
         payload = payload or {"script": "#!/bin/sh\nexit 1\n", "script_args": [], "environment": {}}
         host = job["batch_host"]
         node = self.nodes[host]
@@ -437,7 +522,6 @@ class Cluster:
     def _send_launch(self, job):
         node = self.nodes[job["batch_host"]]
         node.push({"type": "launch", "job_id": job["job_id"], "launch": self.launch_message(job)})
-        self.payloads.pop(job["job_id"], None)
 
     # -- job end ----------------------------------------------------------------------
     def job_ended(self, job_id, state, exit_code=0, exit_signal=0, reason="", end_time=None, node=None,
@@ -454,6 +538,8 @@ class Cluster:
         if state == "CANCELLED" and job.get("_cancelled_by") is not None:
             job["cancelled_by"] = job.pop("_cancelled_by")
         self._release_nodes(job)
+        self.priority.job_ended(job, now)
+        self.reservations.job_ended(job)
         self.steps.kill_all(job)  # a step never outlives its job
         if requeue:
             from .runs import close_run
@@ -514,6 +600,7 @@ class Cluster:
         job["open_mode"] = "append"
         job["exit_code"] = job["exit_signal"] = 0
         job["num_cpus"] = job["num_tasks"] * job["cpus_per_task"]
+        job["priority"] = self.priority.priority_of(job, now)
         self.pending[job["job_id"]] = job
         self.order_dirty = True
         self._save(job)
@@ -607,7 +694,7 @@ class Cluster:
                 job["held"] = "admin" if (action == "hold" and caller.admin) else "user"
                 job["reason"] = "JobHeldAdmin" if job["held"] == "admin" else "JobHeldUser"
                 job["eligible_time"] = None
-                job["priority"] = job["priority"]
+                job["priority"] = 0  # Slurm: priority 0 means held
             elif action == "release":
                 if job["state"] != "PENDING":
                     raise Conflict("Job is no longer pending execution")
@@ -616,11 +703,13 @@ class Cluster:
                 job["held"] = ""
                 job["reason"] = "None"
                 job["eligible_time"] = self.now()
+                self.priority.refresh(job, self.now())
             elif action in ("requeue", "requeuehold"):
                 if job["state"] == "PENDING":
                     if action == "requeuehold":
                         job["held"] = "admin" if caller.admin else "user"
                         job["reason"] = "JobHeldAdmin" if caller.admin else "JobHeldUser"
+                        job["priority"] = 0
                     else:
                         raise Conflict("Job is pending execution")
                 elif job["state"] in ("RUNNING", "SUSPENDED"):
@@ -645,7 +734,8 @@ class Cluster:
                 if job["state"] != "PENDING":
                     raise Conflict("Job is no longer pending execution")
                 mine = [j["priority"] for j in self.pending.values() if j["uid"] == job["uid"]]
-                job["priority"] = max(mine) + 1
+                job["priority_set"] = max(mine) + 1  # pinned, as an admin-set priority is
+                self.priority.refresh(job, self.now())
                 self.order_dirty = True
             else:
                 raise InvalidRequest(f"unknown action {action}")
@@ -670,6 +760,11 @@ class Cluster:
         for key in fields:
             if key not in allowed:
                 raise InvalidRequest(f"Update of {key} is not supported")
+        for key, limit in (("priority", 2**32 - 2), ("nice", 2**31 - 1)):  # checked before anything changes
+            value = fields.get(key)
+            if key in fields and (isinstance(value, bool) or not isinstance(value, int) or abs(value) > limit
+                                  or (key == "priority" and value < 0)):
+                raise InvalidRequest(f"Invalid {key} value: {value}")
         changed = []
         for job in jobs:
             self._check_owner(job, caller)
@@ -692,13 +787,21 @@ class Cluster:
                 elif key == "priority":
                     if not caller.admin:
                         raise PermissionDenied("Access/permission denied: only an administrator may set the priority")
-                    job["priority"] = int(value)
+                    if value == 0:  # Slurm: priority=0 holds the job
+                        if job["state"] != "PENDING":
+                            raise Conflict("Job is no longer pending execution")
+                        job["held"], job["reason"], job["eligible_time"] = "admin", "JobHeldAdmin", None
+                        job["priority"] = 0
+                    else:
+                        job["priority_set"] = value
+                        self.priority.refresh(job, self.now())
                     self.order_dirty = True
                 elif key == "nice":
                     if int(value) < 0 and not caller.admin:
                         raise PermissionDenied("Access/permission denied: only an administrator may set a negative nice value")
-                    job["priority"] -= int(value) - job.get("nice", 0)
                     job["nice"] = int(value)
+                    if pending:
+                        self.priority.refresh(job, self.now())
                     self.order_dirty = True
                 elif key == "name":
                     job["name"] = str(value)
@@ -963,7 +1066,6 @@ class Cluster:
         for job_id in [j for j, job in self.jobs.items()
                        if job["state"] in FINAL_STATES and (job.get("end_time") or 0) < cutoff]:
             del self.jobs[job_id]
-            self.json_cache.pop(job_id, None)
 
     # -- queries --------------------------------------------------------------------------------
     def query(self, *, ids=None, users=None, partitions=None, states=None, names=None, include_finished=False):

@@ -239,9 +239,16 @@ class PreemptionControl:
 
     def _admit_oversubscribed(self, now, changed, launches):
         cluster = self.cluster
+        from ..sched import reservations as resv_policy
         from .dependencies import dependency_state
+        windows = None
         for name, factor in self.gang_parts.items():
-            pending = [j for j in cluster.pending.values() if j["partition"] == name]
+            pending = [j for j in cluster.pending.values() if j["partition"] == name and not j.get("held")
+                       and not j.get("reservation")]
+            if pending and windows is None and getattr(cluster, "reservations", None) is not None:
+                # reserved nodes are blocked time windows here too (sched/reservations.py)
+                windows = resv_policy.blocked_windows(cluster.reservations.items.values(), now,
+                                                      now + resv_policy.WINDOW_HORIZON)
             if not pending:
                 continue
             part = cluster.partitions[name]
@@ -251,7 +258,7 @@ class PreemptionControl:
                 nodes=views, partitions={name: part}, pending=copies,
                 running_array_tasks=dict(cluster.running_array_tasks),
                 dependency_state=lambda job: dependency_state(job, cluster._lookup_any, cluster._jobs_of_user),
-                expand_hostlist=hostlist.expand)
+                expand_hostlist=hostlist.expand, reserved_windows=windows or None)
             for d in fifo.schedule(state, now):
                 job = cluster.jobs.get(d.job_id)
                 if job is None or job["state"] != "PENDING":
