@@ -62,9 +62,28 @@ class PreemptionControl:
             part["grace_time"] = self.config.partitions[name]["grace_time"]
 
     def set_qos_table(self, table):
-        """Install the QOS table preempt/qos reads: ``{name: {"priority", "preempt", "preempt_mode"}}``."""
+        """Install the QOS table preempt/qos reads: ``{name: {"priority", "preempt", "preempt_mode",
+        "grace_time"}}`` (``preempt``: the QOS names it may preempt)."""
         import dataclasses
         self.config = dataclasses.replace(self.config, qos=dict(table or {}))
+
+    def refresh_qos(self):
+        """Read the QOS table from the cluster's ``qos_source`` (sacctmgr's QOS rows: ``name``,
+        ``priority``, ``preempt`` as a list or comma list, ``preempt_mode``, ``grace_time``
+        seconds), when preempt/qos is in use and a source is plugged in."""
+        source = getattr(self.cluster, "qos_source", None)
+        if self.config.preempt_type != "preempt/qos" or source is None:
+            return
+        table = {}
+        for row in source() or []:
+            preempt = row.get("preempt") or []
+            if isinstance(preempt, str):
+                preempt = [p for p in preempt.split(",") if p]
+            table[row["name"]] = {"priority": int(row.get("priority") or 0), "preempt": list(preempt),
+                                  "preempt_mode": row.get("preempt_mode") or "",
+                                  "grace_time": int(row.get("grace_time") or 0)}
+        if table != self.config.qos:
+            self.set_qos_table(table)
 
     def config_entries(self):
         """``scontrol show config`` lines of this module."""
@@ -196,7 +215,8 @@ class PreemptionControl:
         self._commit(changed, commands, launches)
 
     def tick(self, now):
-        """Once a second: GraceTime deadlines, and a gang rotation every SchedulerTimeSlice."""
+        """Once a second: the QOS table, GraceTime deadlines, a gang rotation every SchedulerTimeSlice."""
+        self.refresh_qos()
         changed, commands = [], []
         for job in list(self.cluster.jobs.values()) if self.config.enabled else ():
             pre = job.get("preempt")

@@ -224,3 +224,12 @@ def test_qos_preemption_through_the_qos_table_hook(tmp_path):
     assert c.jobs[scav]["preempt"]["mode"] == "REQUEUE"  # the victim's QOS PreemptMode wins
     end(c, scav)
     assert c.jobs[scav]["state"] == "PENDING" and c.jobs[urgent2]["state"] == "RUNNING"
+
+
+def test_qos_table_follows_the_clusters_qos_source(tmp_path):
+    c = Cluster(parse_conf(QOS_CONF), Journal(str(tmp_path / "journal.sqlite")), now=Clock())
+    rows = [{"name": "urgent", "priority": 5, "preempt": "scavenger,low"}, {"name": "scavenger", "priority": 0}]
+    c.qos_source = lambda: rows
+    c.preemption.tick(0)
+    assert c.preemption.config.qos["urgent"]["preempt"] == ["scavenger", "low"]
+    assert c.preemption.config.qos["scavenger"]["preempt"] == []
