@@ -233,3 +233,19 @@ def test_qos_table_follows_the_clusters_qos_source(tmp_path):
     c.preemption.tick(0)
     assert c.preemption.config.qos["urgent"]["preempt"] == ["scavenger", "low"]
     assert c.preemption.config.qos["scavenger"]["preempt"] == []
+
+
+def test_a_grace_deadline_survives_a_controller_restart(tmp_path):
+    c, clock = make(tmp_path)
+    low = submit(c, "grace")
+    submit(c, "high")
+    deadline = c.jobs[low]["preempt"]["deadline"]
+    c.journal.close()
+    # a new controller on the same journal (kill -9 and restart)
+    again = Cluster(parse_conf(CONF), Journal(str(tmp_path / "journal.sqlite")), now=clock)
+    again.recover()
+    assert again.jobs[low]["state"] == "RUNNING" and again.jobs[low]["preempt"]["deadline"] == deadline
+    clock.t = deadline
+    again.preemption.tick(clock.t)
+    assert again.jobs[low]["state"] == "COMPLETING"
+    assert [cmd["type"] for _, cmd in again.nodes["p1"].commands] == ["cancel"]
