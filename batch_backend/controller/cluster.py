@@ -778,9 +778,10 @@ class Cluster:
                     if job["state"] not in ACTIVE_STATES:
                         raise Conflict("Job is no longer active")
                     job["time_limit"] = value
-                    if job["state"] == "RUNNING":
+                    if job["state"] in ("RUNNING", "SUSPENDED"):
                         paused = float(job.get("suspended_seconds") or 0)  # suspended time does not count
                         job["end_time"] = None if value is None else job["start_time"] + paused + value * 60
+                    if job["state"] == "RUNNING":  # (a suspended job gets its seconds left at resume)
                         self.nodes[job["batch_host"]].push(
                             {"type": "time_limit", "job_id": job["job_id"],
                              "seconds_left": None if value is None else job["end_time"] - self.now()})

@@ -249,3 +249,15 @@ def test_a_grace_deadline_survives_a_controller_restart(tmp_path):
     again.preemption.tick(clock.t)
     assert again.jobs[low]["state"] == "COMPLETING"
     assert [cmd["type"] for _, cmd in again.nodes["p1"].commands] == ["cancel"]
+
+
+def test_a_new_time_limit_set_while_suspended_counts_from_the_resume(tmp_path):
+    c, clock = make(tmp_path)
+    job = submit(c, "requeue", time_limit=10)   # started at 1000
+    clock.t = 1100
+    c.job_action(str(job), "suspend", ROOT)      # ran 100 s
+    c.update_job(str(job), {"time_limit": 5}, ROOT)
+    commands(c, "p1")
+    clock.t = 1500
+    c.job_action(str(job), "resume", ROOT)       # 300 s limit - 100 s run = 200 s left
+    assert commands(c, "p1") == [{"type": "resume", "job_id": job, "seconds_left": 200}]
