@@ -59,7 +59,7 @@ _PART_KEYS = {
     "cpubind": None, "defmempercpu": None, "defmempernode": None, "defmempergpu": None,
     "defcpupergpu": None, "maxmempercpu": None, "maxmempernode": None, "maxcpuspernode": None,
     "maxcpuspersocket": None, "disablerootjobs": None, "exclusiveuser": None,
-    "gracetime": None, "lln": None, "overtimelimit": None, "preemptmode": None, "qos": None,
+    "gracetime": "grace_time", "lln": None, "overtimelimit": None, "preemptmode": "preempt_mode", "qos": None,
     "reqresv": None, "resumetimeout": None, "selecttypeparameters": None,
     "suspendtime": None, "suspendtimeout": None, "tresbillingweights": None,
     "powerdownonidle": None,
@@ -244,8 +244,10 @@ def _part_settings(pairs):
             settings[dest] = _int(key, value)
         elif dest == "priority":
             settings["priority_tier"] = settings["priority_job_factor"] = _int(key, value)
-        elif dest == "over_subscribe":
+        elif dest in ("over_subscribe", "preempt_mode"):
             settings[dest] = value.upper()
+        elif dest == "grace_time":
+            settings[dest] = _int(key, value)
         else:
             settings[dest] = value
     if other:

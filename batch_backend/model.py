@@ -97,6 +97,12 @@ JOB_FIELDS = {
     "held": ("string", "'' or 'user' or 'admin'"),
     "reservation": ("string", "advance reservation the job runs in (--reservation), or ''"),
     "steps": ("list[dict]", "steps: {step_id, name, state, exit_code, exit_signal, start_time, end_time, nodelist, num_tasks}"),
+    "suspend_kind": ("string", "while SUSPENDED: admin (scontrol suspend), preempt (SUSPEND preemption), gang (time slice)"),
+    "suspend_time": ("number|null", "when the job was last suspended (null while running)"),
+    "suspended_seconds": ("number", "total suspended time of this run (not counted against the time limit)"),
+    "pre_suspend_seconds": ("integer", "run time before the last suspension (SecsPreSuspend)"),
+    "preempt": ("dict|null", "a preemption under way or done: {mode, by (preemptor job id), time, deadline}"),
+    "prior_runs": ("list[dict]", "earlier runs of a requeued job (sacct rows): {state: REQUEUED|PREEMPTED|NODE_FAIL|<final>, start_time, end_time, nodelist, steps, ...}"),
 }
 
 NODE_FIELDS = {
@@ -139,6 +145,10 @@ PARTITION_FIELDS = {
     "root_only": ("boolean", "RootOnly=YES"),
     "hidden": ("boolean", "Hidden=YES"),
     "priority_tier": ("integer", "PriorityTier"),
+    "preempt_mode": ("string|null", "the partition's own PreemptMode (null: the cluster's)"),
+    "preempt_mode_text": ("string", "effective PreemptMode as scontrol prints it (GANG,SUSPEND, REQUEUE, ...)"),
+    "grace_time": ("integer", "GraceTime: seconds between the SIGTERM of a CANCEL/REQUEUE preemption and the kill"),
+    "over_subscribe": ("string", "OverSubscribe: NO, EXCLUSIVE, YES[:N], FORCE[:N] (FORCE:N: N jobs per CPU, time-sliced with GANG)"),
     "total_cpus": ("integer", "sum of member node CPUs"),
 }
 

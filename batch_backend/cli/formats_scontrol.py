@@ -57,7 +57,8 @@ def format_job(job, now=None, oneliner=False):
         f"SubmitTime={timespec.format_datetime(job.get('submit_time'))} EligibleTime={timespec.format_datetime(eligible)}",
         f"AccrueTime={timespec.format_datetime(eligible)}",
         f"StartTime={timespec.format_datetime(start)} EndTime={timespec.format_datetime(end)} Deadline=N/A",
-        f"SuspendTime=None SecsPreSuspend=0 LastSchedEval={timespec.format_datetime(job.get('start_time') if started else job.get('submit_time'))} Scheduler=Main",
+        f"SuspendTime={timespec.format_datetime(job['suspend_changed']) if job.get('suspend_changed') else 'None'} "
+        f"SecsPreSuspend={int(job.get('pre_suspend_seconds') or 0)} LastSchedEval={timespec.format_datetime(job.get('start_time') if started else job.get('submit_time'))} Scheduler=Main",
         f"Partition={job.get('partition', '')} AllocNode:Sid={job.get('submit_host') or 'localhost'}:{job.get('alloc_sid', 0)}",
         f"ReqNodeList={_or_null(job.get('nodelist_req'))} ExcNodeList={_or_null(job.get('exclude'))}",
         f"NodeList={'' if pending else job.get('nodelist') or ''}",
@@ -182,14 +183,15 @@ def format_partition(part, oneliner=False):
         + (f" DenyQos={part['deny_qos']}" if part.get("deny_qos") else f" AllowQos={part.get('allow_qos') or 'ALL'}"),
         f"AllocNodes=ALL Default={'YES' if part.get('default') else 'NO'} QoS=N/A",
         f"DefaultTime={'NONE' if default_time is None else timespec.format_hms(default_time * 60)} "
-        f"DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden={'YES' if part.get('hidden') else 'NO'}",
+        f"DisableRootJobs=NO ExclusiveUser=NO GraceTime={part.get('grace_time') or 0} Hidden={'YES' if part.get('hidden') else 'NO'}",
         f"MaxNodes={'UNLIMITED' if part.get('max_nodes') is None else part['max_nodes']} "
         f"MaxTime={timespec.format_hms(None if max_time is None else max_time * 60)} "
         f"MinNodes={part.get('min_nodes', 0)} LLN=NO MaxCPUsPerNode=UNLIMITED",
         f"Nodes={part.get('nodelist') or NULL}",
         f"PriorityJobFactor=1 PriorityTier={part.get('priority_tier', 1)} "
-        f"RootOnly={'YES' if part.get('root_only') else 'NO'} ReqResv=NO OverSubscribe=NO",
-        "OverTimeLimit=NONE PreemptMode=OFF",
+        f"RootOnly={'YES' if part.get('root_only') else 'NO'} ReqResv=NO "
+        f"OverSubscribe={part.get('over_subscribe') or 'NO'}",
+        f"OverTimeLimit=NONE PreemptMode={part.get('preempt_mode_text') or 'OFF'}",
         f"State={part.get('state', 'UP')} TotalCPUs={total_cpus} TotalNodes={len(nodes)} SelectTypeParameters=NONE",
         "JobDefaults=(null)",
         "DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED",

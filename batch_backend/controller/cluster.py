@@ -100,6 +100,8 @@ class Cluster:
         self.qos_source = self.assoc.qos_priorities
         self.priority = PriorityService(self)  # PriorityType, weights, usage (ValueError on bad config)
         self.reservations = ReservationBook(self)  # advance reservations (controller/reservations.py)
+        from .preemption import PreemptionControl
+        self.preemption = PreemptionControl(self)  # suspend/resume, preemption, gang scheduling
 
     # -- recovery ------------------------------------------------------------
     def recover(self):
@@ -123,7 +125,7 @@ class Cluster:
                 for name in job["nodes"]:
                     node = self.nodes.get(name)
                     if node is not None:
-                        node.allocate(job["job_id"], job["cpus_per_node"].get(name, 0),
+                        node.allocate(job["job_id"], 0 if job.get("cpus_released") else job["cpus_per_node"].get(name, 0),
                                       job["mem_alloc_per_node"].get(name, 0),
                                       job["gpus_per_node"].get(name, []))
                 if job.get("array_job_id") and job["array_job_id"] != job["job_id"]:
@@ -341,12 +343,20 @@ class Cluster:
 
     def schedule_now(self):
         self._schedule_handle = None
+        # preemption and gang scheduling wrap the main pass (controller/preemption.py)
+        self.preemption.before_pass(self.now())
+        self._main_pass()
+        self.preemption.after_pass(self.now())
+
+    def _main_pass(self):
         if not self.pending:
             return
         t0 = time.perf_counter()
         now = self.now()
-        if self.order_dirty:
-            ordered = sorted(self.pending.values(), key=lambda j: (-j["priority"], j["submit_time"], j["job_id"]))
+        if self.order_dirty or self.preemption.multi_tier:
+            # Slurm's queue order: partition PriorityTier first, then job priority
+            tier = self.preemption.tier_of
+            ordered = sorted(self.pending.values(), key=lambda j: (-tier(j), -j["priority"], j["submit_time"], j["job_id"]))
             self.pending = {j["job_id"]: j for j in ordered}
             self.order_dirty = False
         # Held jobs cannot start and hold/release set their reason: leaving them out keeps a
@@ -358,7 +368,7 @@ class Cluster:
         common = dict(
             nodes={n: r.view() for n, r in self.nodes.items()},
             partitions=self.partitions,
-            pending=outside,
+            pending=self.preemption.pending_for_main_pass(outside),
             running_array_tasks=dict(self.running_array_tasks),
             dependency_state=lambda job: dependency_state(job, self._lookup_any, self._jobs_of_user),
             expand_hostlist=hostlist.expand,
@@ -377,7 +387,8 @@ class Cluster:
         if use_backfill:
             self.last_backfill = now
             state = backfill.BackfillState(
-                **common, running=[j for j in self.jobs.values() if j["state"] in HOLDING_STATES],
+                **common, running=self.preemption.running_for_planner(
+                    [j for j in self.jobs.values() if j["state"] in HOLDING_STATES]),
                 **self.backfill_params)
         else:
             state = fifo.SchedState(**common)
@@ -549,6 +560,7 @@ class Cluster:
             return  # the end of an earlier run (killed as stale) is not this run's end
         now = end_time or self.now()
         requeue = job.pop("_requeue", None)
+        state, requeue = self.preemption.end_outcome(job, state, requeue)
         if state == "CANCELLED" and job.get("_cancelled_by") is not None:
             job["cancelled_by"] = job.pop("_cancelled_by")
         self._release_nodes(job)
@@ -556,6 +568,10 @@ class Cluster:
         self.reservations.job_ended(job)
         self.steps.kill_all(job)  # a step never outlives its job
         if requeue:
+            from .runs import close_run
+            close_run(job, "PREEMPTED" if requeue == "preempt" else "NODE_FAIL" if state == "NODE_FAIL"
+                      else "REQUEUED", now)
+            self.preemption.clear_run_state(job)
             self._requeue_now(job, now, hold=(requeue == "hold"))
             return
         exit_code, exit_signal = int(exit_code or 0), int(exit_signal or 0)
@@ -563,7 +579,7 @@ class Cluster:
         # its .batch step the real end (0:15); a shell killed by a stray signal is
         # FAILED 0:SIG on the job row and CANCELLED 0:SIG on .batch.
         batch_state = state
-        if state in ("CANCELLED", "TIMEOUT"):
+        if state in ("CANCELLED", "TIMEOUT", "PREEMPTED"):
             batch_state = "CANCELLED"
             job["exit_code"], job["exit_signal"] = 0, 0
         else:
@@ -593,7 +609,7 @@ class Cluster:
         for name in job.get("nodes", []):
             node = self.nodes.get(name)
             if node is not None:
-                node.release(job["job_id"], job["cpus_per_node"].get(name, 0),
+                node.release(job["job_id"], 0 if job.get("cpus_released") else job["cpus_per_node"].get(name, 0),
                              job["mem_alloc_per_node"].get(name, 0), job["gpus_per_node"].get(name, []))
         if job.get("array_job_id") is not None:
             self._count_array_task(job["array_job_id"], -1)
@@ -730,21 +746,16 @@ class Cluster:
                     if not job.get("nodes") and job["state"] == "CANCELLED" and job.get("start_time") is None:
                         raise Conflict("Job has not started, cannot requeue a cancelled pending job")
                     self._release_nodes_if_needed(job)
+                    from .runs import close_run
+                    close_run(job, job["state"], job.get("end_time") or self.now(),
+                              job.get("exit_code", 0), job.get("exit_signal", 0))
                     self._requeue_now(job, self.now(), hold=(action == "requeuehold"))
                     continue
                 else:
                     raise Conflict("Job is completing, try again later")
             elif action in ("suspend", "resume"):
-                if not caller.admin:
-                    raise PermissionDenied("Access/permission denied")
-                if job["state"] not in ("RUNNING", "SUSPENDED"):
-                    raise Conflict("Job is not running")
-                want = "SUSPENDED" if action == "suspend" else "RUNNING"
-                if job["state"] != want:
-                    self.nodes[job["batch_host"]].push(
-                        {"type": "signal", "job_id": job["job_id"],
-                         "signal": "STOP" if action == "suspend" else "CONT", "full": True})
-                    job["state"] = want
+                self.preemption.admin_action(job, action, caller)  # journals and tells the nodes
+                continue
             elif action == "top":
                 if job["state"] != "PENDING":
                     raise Conflict("Job is no longer pending execution")
@@ -797,11 +808,13 @@ class Cluster:
                     if job["state"] not in ACTIVE_STATES:
                         raise Conflict("Job is no longer active")
                     job["time_limit"] = value
-                    if job["state"] == "RUNNING":
-                        job["end_time"] = None if value is None else job["start_time"] + value * 60
+                    if job["state"] in ("RUNNING", "SUSPENDED"):
+                        paused = float(job.get("suspended_seconds") or 0)  # suspended time does not count
+                        job["end_time"] = None if value is None else job["start_time"] + paused + value * 60
+                    if job["state"] == "RUNNING":  # (a suspended job gets its seconds left at resume)
                         self.nodes[job["batch_host"]].push(
                             {"type": "time_limit", "job_id": job["job_id"],
-                             "seconds_left": None if value is None else value * 60 - (self.now() - job["start_time"])})
+                             "seconds_left": None if value is None else job["end_time"] - self.now()})
                 elif key == "priority":
                     if not caller.admin:
                         raise PermissionDenied("Access/permission denied: only an administrator may set the priority")
@@ -952,8 +965,10 @@ class Cluster:
                 continue
             if job_id in running or job_id in finished:
                 continue
-            if job["state"] == "RUNNING" and not job.get("interactive"):
+            if job["state"] in ("RUNNING", "SUSPENDED") and not job.get("interactive"):
                 self._send_launch(job)  # decided but never delivered: launch now
+                if job["state"] == "SUSPENDED":  # (admitted for a later time slice)
+                    node.push({"type": "suspend", "job_id": job_id})
             elif job["state"] == "COMPLETING":
                 self.job_ended(job_id, "CANCELLED", exit_signal=15, reason="None")
         for job_id in running:
@@ -1095,7 +1110,7 @@ class Cluster:
         now = self.now()
         for job in list(self.jobs.values()):
             if job.get("interactive") and job["state"] == "RUNNING" and job.get("time_limit") is not None \
-                    and now >= job["start_time"] + job["time_limit"] * 60:
+                    and now >= (job.get("end_time") or job["start_time"] + job["time_limit"] * 60):
                 self.job_ended(job["job_id"], "TIMEOUT", reason="TimeLimit")
 
     def check_node_timeouts(self):

@@ -88,6 +88,7 @@ class Controller:
         for key in [k for k in out if k.lower() in {x.lower() for x in live}]:
             del out[key]  # the live value under Slurm's spelling replaces the file's
         out.update(live)
+        out.update(self.cluster.preemption.config_entries())
         return out
 
     def request_shutdown(self):
@@ -149,6 +150,7 @@ class Controller:
             try:
                 self.cluster.check_node_timeouts()
                 self.cluster.enforce_interactive_limits()
+                self.cluster.preemption.tick(self.cluster.now())
                 self.cluster.purge_old_jobs()
                 self.cluster.priority_tick()
                 if self.cluster.reservations.tick():
@@ -161,9 +163,10 @@ class Controller:
 
 
 def run_controller(conf, conf_path, socket_path, state_dir):
+    from ..sched.preemption import PreemptConfigError
     try:
         controller = Controller(conf, conf_path, socket_path, state_dir)
-    except (AuthConfigError, confmod.ConfError) as e:
+    except (AuthConfigError, confmod.ConfError, PreemptConfigError) as e:
         log.error("cannot start: %s", e)
         raise SystemExit(1) from None
     asyncio.run(controller.run())

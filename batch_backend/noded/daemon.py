@@ -1,7 +1,7 @@
 """``batchhub noded``: one node daemon (one virtual node).
 
 The daemon registers its real resources, then long-polls the controller for
-commands (launch, cancel, signal, time limit) and reports job events back. A
+commands (launch, cancel, signal, suspend/resume, time limit) and reports job events back. A
 lost controller is not a reason to touch running jobs: the daemon keeps them
 running, keeps their end events queued, and re-registers (listing what runs
 and what ended meanwhile) as soon as a controller answers again.
@@ -185,6 +185,13 @@ class NodeDaemon:
             if runner is not None and not runner.done:
                 runner.signal(proctree.signal_number(str(cmd["signal"])),
                               batch_only=cmd.get("batch_only", False), full=cmd.get("full", False))
+        elif kind in ("suspend", "resume"):
+            # the batch shell (when it runs here) and every step task of the job on this node
+            if runner is not None and not runner.done:
+                runner.suspend() if kind == "suspend" else runner.resume(cmd.get("seconds_left"))
+            for (jid, _), tasks in list(self.__dict__.get("step_tasks", {}).items()):
+                if jid == job_id:
+                    tasks.suspend() if kind == "suspend" else tasks.resume(cmd.get("seconds_left"))
         elif kind == "time_limit":
             if runner is not None and not runner.done and hasattr(runner, "set_time_left"):
                 runner.set_time_left(cmd.get("seconds_left"))

@@ -204,6 +204,7 @@ class BatchJobRunner:
         self._exit_evt = None
         self._waiters = []
         self._monitor_task = None
+        self.suspended = False
         root = os.geteuid() == 0
         uid = launch.get("uid")
         self._drop = root and uid is not None and int(uid) != 0
@@ -268,6 +269,31 @@ class BatchJobRunner:
         if batch_only:
             return proctree.send([self.pid], signum) > 0 if not self._exited else False
         self._signal_tree(signum, include_shell=full)
+        return True
+
+    def suspend(self):
+        """``scontrol suspend``, preemption, gang scheduling: SIGSTOP to every process of the job
+        (shell included) and stop the time-limit clock. Returns False when there is nothing to stop."""
+        if self.pid is None or self._reaped or self.done or self._exited or self._cause is not None:
+            return False
+        for handle in self._timers:
+            handle.cancel()
+        self._timers = []
+        self.suspended = True
+        self._signal_tree(signal.SIGSTOP, include_shell=True, tag_scan=True)
+        return True
+
+    def resume(self, seconds_left=None):
+        """SIGCONT to every process and restart the time-limit clock with ``seconds_left``
+        (None: unlimited; the controller extends the end time by the suspended time)."""
+        if not self.suspended or self.done:
+            return False
+        self.suspended = False
+        self._signal_tree(signal.SIGCONT, include_shell=True, tag_scan=True)
+        if seconds_left is not None and seconds_left <= 0:
+            self._terminate("timeout", signal.SIGTERM)
+        else:
+            self.set_time_left(seconds_left)
         return True
 
     async def cancel(self):

@@ -204,6 +204,29 @@ class StepTasks:
         self._signal_all(signum)
         return True
 
+    def suspend(self):
+        """SIGSTOP every task (the job is suspended); the step's time limit stops with it."""
+        if self.done or not self._started:
+            return False
+        if self._limit_handle is not None:
+            self._limit_handle.cancel()
+            self._limit_handle = None
+        self._signal_all(signal.SIGSTOP)
+        return True
+
+    def resume(self, seconds_left=None):
+        """SIGCONT every task; the time limit restarts with ``seconds_left`` (None: unlimited)."""
+        if self.done:
+            return False
+        self._signal_all(signal.SIGCONT)
+        if self._limit_handle is not None:
+            self._limit_handle.cancel()
+            self._limit_handle = None
+        if seconds_left is not None and not self._killing:
+            loop = asyncio.get_running_loop()
+            self._limit_handle = loop.call_later(max(0.0, float(seconds_left)), self._time_limit)
+        return True
+
     async def kill(self, signum=None):
         """``signum``: deliver it (scancel -s). None: SIGCONT+SIGTERM now, SIGKILL after kill_wait."""
         if signum is not None:
