@@ -97,7 +97,11 @@ class Cluster:
         # QOS rows ({"name", "priority"}); None means "none configured" (see association_tree).
         # sacctmgr's store feeds fairshare once anything beyond its seeded defaults exists.
         self.assoc_source = lambda: self.assoc.tree() if self.assoc.configured() else []
-        self.qos_source = self.assoc.qos_priorities
+        # QOS records for multifactor (priority) and preempt/qos (preempt, preempt_mode, grace_time;
+        # sacctmgr's PreemptMode "cluster" means the cluster's own mode).
+        self.qos_source = lambda: [
+            dict(q, name=name, preempt_mode="" if q.get("preempt_mode") in (None, "cluster") else q["preempt_mode"])
+            for name, q in self.assoc.qos.items()]
         self.priority = PriorityService(self)  # PriorityType, weights, usage (ValueError on bad config)
         self.reservations = ReservationBook(self)  # advance reservations (controller/reservations.py)
         from .preemption import PreemptionControl
