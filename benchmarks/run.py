@@ -2,7 +2,8 @@
 
 import sys
 
-SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel", "hub": "benchmarks.hub"}
+SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel", "hub": "benchmarks.hub",
+          "crash": "benchmarks.crash_load", "restart": "benchmarks.restart"}
 
 
 def main(suite, extra=()):

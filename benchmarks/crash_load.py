@@ -1,0 +1,228 @@
+"""`batchhub bench crash`: submissions under load while the controller is ``kill -9``-ed.
+
+N submissions come from C concurrent client processes (``batch_backend.client``,
+which gives every submission a ``submit_token`` and re-sends it after a lost
+answer); meanwhile the controller is killed with SIGKILL K times at random
+moments and restarted each time. Afterwards, from the accounting records:
+
+* every acknowledged job id exists exactly once,
+* every submission (each has a unique job name) made exactly one job: a retry
+  after a lost answer never created a second one,
+* every job ends in a final state (the jobs are ``true``: COMPLETED).
+
+The same function drives the benchmark (1000 submissions, 4 clients, 5 kills,
+figures printed) and the shorter end-to-end test (tests/e2e/test_crash_load.py).
+Usage: ``batchhub bench crash [--submissions N] [--clients C] [--kills K] [--seed S]``.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from batch_backend.model import FINAL_STATES
+
+
+def _client_worker(address, client_no, count, result_path, workdir, progress):
+    """One client process: ``count`` submissions, each retried until acknowledged."""
+    from batch_backend.client import Client
+    acked, latencies = [], []
+    client = Client(address, timeout=30)
+    for i in range(count):
+        name = f"crash-{client_no}-{i}"
+        sub = {"script": "#!/bin/sh\ntrue\n", "name": name, "workdir": workdir, "stdout": "/dev/null",
+               "environment": {"PATH": "/usr/bin:/bin"}}
+        t0 = time.monotonic()
+        # Client.submit adds the submit token once and re-sends it on every retry
+        answer = client.submit(sub, retries=2400, retry_delay=0.05)
+        latencies.append(time.monotonic() - t0)
+        acked.append((name, answer["job_id"]))
+        with progress.get_lock():
+            progress.value += 1
+    client.close()
+    with open(result_path + ".tmp", "w") as f:
+        json.dump({"acked": acked, "latencies": latencies}, f)
+    os.replace(result_path + ".tmp", result_path)
+
+
+def _serving(address):
+    from batch_backend.client import Client, ClientError
+    try:
+        with Client(address, timeout=1) as c:
+            c.ping()
+        return True
+    except ClientError:
+        return False
+
+
+def run_crash_load(address, kill_controller, start_controller, *, submissions=1000, clients=4, kills=5,
+                   seed=None, workdir="/tmp", settle_timeout=600, log=print):
+    """Run the scenario against a live cluster; returns a report dict (nothing is asserted here).
+
+    ``kill_controller()`` SIGKILLs the controller; ``start_controller()`` starts
+    it again and returns without waiting (this function waits until it serves).
+    """
+    from batch_backend.client import Client
+    rng = random.Random(seed)
+    tmp = tempfile.mkdtemp(prefix="crash-load-")
+    per_client = [submissions // clients + (1 if i < submissions % clients else 0) for i in range(clients)]
+    ctx = multiprocessing.get_context("spawn")
+    progress = ctx.Value("i", 0)
+    procs = []
+    t_start = time.monotonic()
+    for i, n in enumerate(per_client):
+        p = ctx.Process(target=_client_worker,
+                        args=(address, i, n, os.path.join(tmp, f"client-{i}.json"), workdir, progress))
+        p.start()
+        procs.append(p)
+    restarts, kills_during_submit = [], 0
+    # Random moments while submissions flow: each kill waits for a random number of
+    # acknowledged submissions, then a random few milliseconds more (so it can land
+    # anywhere: mid-request, mid-commit, mid-scheduling pass, mid-launch).
+    thresholds = sorted(rng.sample(range(1, max(2, submissions)), min(kills, max(1, submissions - 1))))
+    thresholds += [submissions] * (kills - len(thresholds))
+    for k in range(kills):
+        while progress.value < thresholds[k] and any(p.is_alive() for p in procs):
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.05))
+        if any(p.is_alive() for p in procs):
+            kills_during_submit += 1
+        kill_controller()
+        t_kill = time.monotonic()
+        start_controller()
+        deadline = t_kill + 60
+        while not _serving(address):
+            if time.monotonic() > deadline:
+                raise RuntimeError("controller did not come back within 60 s")
+            time.sleep(0.01)
+        restarts.append(time.monotonic() - t_kill)
+        log(f"kill {k + 1}/{kills}: controller serving again after {restarts[-1]:.2f} s")
+    for p in procs:
+        p.join(timeout=settle_timeout)
+    t_submitted = time.monotonic()
+    acked, latencies = [], []
+    failed_clients = 0
+    for i in range(clients):
+        path = os.path.join(tmp, f"client-{i}.json")
+        if not os.path.exists(path):
+            failed_clients += 1
+            continue
+        with open(path) as f:
+            data = json.load(f)
+        acked.extend(tuple(a) for a in data["acked"])
+        latencies.extend(data["latencies"])
+    # wait until every job is final (or the timeout): the accounting records decide
+    client = Client(address, timeout=60)
+    deadline = time.monotonic() + settle_timeout
+    while True:
+        try:
+            records = client.accounting(start=0)
+        except Exception:  # noqa: BLE001 - a restart in progress; ask again
+            records = None
+        if records is not None and len(records) >= len(acked) and \
+                all(r["state"] in FINAL_STATES for r in records):
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    t_final = time.monotonic()
+    client.close()
+    records = records or []
+    by_id = {}
+    for r in records:
+        by_id.setdefault(r["job_id"], []).append(r)
+    by_name = {}
+    for r in records:
+        by_name.setdefault(r["name"], []).append(r["job_id"])
+    acked_ids = [job_id for _, job_id in acked]
+    report = {
+        "submissions": submissions, "clients": clients, "kills": kills,
+        "kills_during_submit": kills_during_submit,
+        "failed_clients": failed_clients,
+        "acknowledged": len(acked),
+        "acked_ids_distinct": len(set(acked_ids)),
+        "job_records": len(records),
+        "lost": sorted(set(acked_ids) - set(by_id)),
+        "duplicate_ids": sorted(i for i, rs in by_id.items() if len(rs) > 1),
+        "duplicate_submissions": sorted(n for n, ids in by_name.items() if len(ids) > 1),
+        "ack_mismatch": sorted(n for n, i in acked if by_name.get(n) != [i]),
+        "not_final": sorted(r["job_id"] for r in records if r["state"] not in FINAL_STATES),
+        "states": _count(r["state"] for r in records),
+        "restart_s": restarts,
+        "submit_s": t_submitted - t_start,
+        "settle_s": t_final - t_submitted,
+        "submit_latency_max_s": max(latencies) if latencies else None,
+        "submit_latency_median_s": sorted(latencies)[len(latencies) // 2] if latencies else None,
+    }
+    report["ok"] = (not failed_clients and report["acknowledged"] == submissions
+                    and report["acked_ids_distinct"] == submissions and report["job_records"] == submissions
+                    and not report["lost"] and not report["duplicate_ids"]
+                    and not report["duplicate_submissions"] and not report["ack_mismatch"]
+                    and not report["not_final"])
+    return report
+
+
+def _count(values):
+    out = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def main(argv=()):
+    from .harness import BIN, BenchCluster, print_table
+    ap = argparse.ArgumentParser(prog="batchhub bench crash")
+    ap.add_argument("--submissions", type=int, default=1000)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--kills", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--quick", action="store_true", help="200 submissions, 2 kills")
+    args = ap.parse_args(list(argv))
+    if args.quick:
+        args.submissions, args.kills = 200, 2
+    with BenchCluster() as c:
+        pidfile = os.path.join(c.home, "run", "controller.pid")
+
+        def kill_controller():
+            with open(pidfile) as f:
+                os.kill(int(f.read()), signal.SIGKILL)
+
+        def start_controller():
+            subprocess.Popen([os.path.join(BIN, "batchhub"), "up", "--no-link-cli", "--no-hub"], env=c.env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        rep = run_crash_load(c.socket, kill_controller, start_controller, submissions=args.submissions,
+                             clients=args.clients, kills=args.kills, seed=args.seed, workdir=c.workdir)
+    restarts = rep["restart_s"]
+    print_table(f"crash under load: {args.submissions} submissions, {args.clients} clients, "
+                f"{args.kills} x kill -9 ({rep['kills_during_submit']} while submitting)", [
+                    ("acknowledged submissions", str(rep["acknowledged"]), str(args.submissions),
+                     rep["acknowledged"] == args.submissions),
+                    ("job records in accounting", str(rep["job_records"]), str(args.submissions),
+                     rep["job_records"] == args.submissions),
+                    ("acknowledged jobs lost", str(len(rep["lost"])), "0", not rep["lost"]),
+                    ("job ids recorded twice", str(len(rep["duplicate_ids"])), "0", not rep["duplicate_ids"]),
+                    ("submissions that made 2+ jobs", str(len(rep["duplicate_submissions"])), "0",
+                     not rep["duplicate_submissions"]),
+                    ("ack differs from record", str(len(rep["ack_mismatch"])), "0", not rep["ack_mismatch"]),
+                    ("jobs not in a final state", str(len(rep["not_final"])), "0", not rep["not_final"]),
+                    ("kill -> serving, max (s)", f"{max(restarts):.2f}" if restarts else "-", "< 2", 
+                     bool(restarts) and max(restarts) < 2),
+                    ("kill -> serving, mean (s)", f"{sum(restarts) / len(restarts):.2f}" if restarts else "-", "",
+                     None),
+                    ("submit phase (s)", f"{rep['submit_s']:.1f}", "", None),
+                    ("submit -> all final (s)", f"{rep['settle_s']:.1f}", "", None),
+                    ("slowest submit incl. retries (s)", f"{rep['submit_latency_max_s']:.2f}", "", None),
+                ])
+    print(f"final states: {rep['states']}")
+    return 0 if rep["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
