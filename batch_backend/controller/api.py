@@ -256,7 +256,7 @@ class CompleteHandler(BaseHandler):
 
 
 class AccountingHandler(BaseHandler):
-    def get(self):
+    async def get(self):
         ids = self.list_arg("ids") or []
         job_ids, array_ids = [], []
         for i in ids:
@@ -280,7 +280,7 @@ class AccountingHandler(BaseHandler):
             except ValueError:
                 raise InvalidRequest(f"query argument {name!r} must be a number (epoch seconds)") from None
         states = self.list_arg("states")
-        rows = self.cluster.journal.query_jobs(
+        rows = await self.controller.accounting.query_jobs(
             job_ids=job_ids or None, array_ids=array_ids or None, users=self.list_arg("users"),
             start=num("start"), end=num("end"), states=[_long_state(s) for s in states] if states else None,
             partitions=self.list_arg("partitions"), names=self.list_arg("names"))

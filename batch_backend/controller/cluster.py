@@ -92,8 +92,9 @@ class Cluster:
                 node.reason_time = data.get("reason_time")
                 node.reason_user = data.get("reason_user", "")
         self.next_job_id = self.journal.next_job_id(int(self._opt("FirstJobId", 1)))
-        for job in self.journal.load_live_jobs(now - self.min_job_age):
+        for job, text in self.journal.load_live_jobs(now - self.min_job_age):
             self.jobs[job["job_id"]] = job
+            self.json_cache[job["job_id"]] = text
             if job["state"] == "PENDING":
                 self.pending[job["job_id"]] = job
             elif job["state"] in ("RUNNING", "COMPLETING", "SUSPENDED"):

@@ -17,6 +17,8 @@ import tornado.netutil
 
 from .. import conf as confmod
 from .. import __version__
+from ..accounting import AccountingConfigError, open_store, parse_purge_age
+from ..accounting.agent import AccountingAgent
 from ..auth.authority import Authority, AuthConfigError, parse_tcp_address, ssl_context
 from .api import make_app
 from .cluster import Cluster
@@ -43,6 +45,14 @@ class Controller:
         self.journal = Journal(os.path.join(state_dir, "journal.sqlite"), sync=sync)
         self.cluster = Cluster(conf, self.journal)
         self.cluster.steps = StepManager(self.cluster, credential_key(state_dir))
+        # accounting records: the journal itself, or an external store (see batch_backend.accounting)
+        self.accounting_url = confmod.get_option(conf, "AccountingStorageURL") or ""
+        store = open_store(self.accounting_url, self.cluster.cluster_name)
+        self.accounting = AccountingAgent(self.journal, store, min_job_age=self.cluster.min_job_age,
+                                          purge_job_after=parse_purge_age(confmod.get_option(conf, "PurgeJobAfter")))
+        if store is not None and self.journal.accounting_target() != store.label:
+            self.journal.queue_all_for_accounting()  # a new store gets every record the journal holds
+            self.journal.set_accounting_target(store.label)
         self.started = time.time()
         self._stop = None
 
@@ -103,8 +113,15 @@ class Controller:
             loop.add_signal_handler(sig, self._stop.set)
         self.cluster.request_schedule()
         ticker = asyncio.ensure_future(self._tick())
+        shipper = asyncio.ensure_future(self.accounting.run())
         await self._stop.wait()
         ticker.cancel()
+        shipper.cancel()
+        try:  # a clean stop ships what is queued (a crash leaves it queued in the journal)
+            await asyncio.wait_for(self.accounting.flush(), 5)
+        except Exception:  # noqa: BLE001 - still queued on disk; shipped at the next start
+            pass
+        self.accounting.close()
         server.stop()
         if tcp_server is not None:
             tcp_server.stop()
@@ -137,7 +154,7 @@ class Controller:
 def run_controller(conf, conf_path, socket_path, state_dir):
     try:
         controller = Controller(conf, conf_path, socket_path, state_dir)
-    except AuthConfigError as e:
+    except (AuthConfigError, AccountingConfigError) as e:
         log.error("cannot start: %s", e)
         raise SystemExit(1) from None
     asyncio.run(controller.run())
