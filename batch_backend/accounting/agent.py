@@ -57,7 +57,7 @@ class AccountingAgent:
         return self.store is not None
 
     def _purge_interval(self):
-        ages = [a for a in (self.purge_job_after, self.min_job_age if self.external else None) if a]
+        ages = [a for a in (self.purge_job_after, self.min_job_age if self.external else None) if a and a > 0]
         return min(600.0, max(1.0, min(ages) / 4)) if ages else None
 
     async def _in_worker(self, fn, *args):
@@ -129,7 +129,7 @@ class AccountingAgent:
                 self.purged_records += n
                 log.info("purged %d job records that ended before %s (PurgeJobAfter)", n,
                          time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(before)))
-        if self.external:
+        if self.external and self.min_job_age > 0:
             n = self.journal.purge_finished(now - self.min_job_age)
             if n:
                 self.purged_journal += n

@@ -92,7 +92,7 @@ class Cluster:
                 node.reason_time = data.get("reason_time")
                 node.reason_user = data.get("reason_user", "")
         self.next_job_id = self.journal.next_job_id(int(self._opt("FirstJobId", 1)))
-        for job, text in self.journal.load_live_jobs(now - self.min_job_age):
+        for job, text in self.journal.load_live_jobs(now - self.min_job_age if self.min_job_age > 0 else 0):
             self.jobs[job["job_id"]] = job
             self.json_cache[job["job_id"]] = text
             if job["state"] == "PENDING":
@@ -945,12 +945,24 @@ class Cluster:
                     self._fail_node_jobs(node, "NODE_FAIL")
 
     def purge_old_jobs(self):
-        """Drop finished jobs older than MinJobAge from memory (they stay in the journal)."""
+        """Forget finished jobs older than MinJobAge (squeue/scontrol no longer show them).
+
+        Like slurmctld's MinJobAge: 0 keeps them forever. Their records stay in
+        accounting (sacct) until PurgeJobAfter; the accounting agent trims the
+        journal. Returns how many were dropped from memory.
+        """
+        if self.min_job_age <= 0:
+            return 0
         cutoff = self.now() - self.min_job_age
-        for job_id in [j for j, job in self.jobs.items()
-                       if job["state"] in FINAL_STATES and (job.get("end_time") or 0) < cutoff]:
+        doomed = [j for j, job in self.jobs.items()
+                  if job["state"] in FINAL_STATES and (job.get("end_time") or 0) < cutoff]
+        for job_id in doomed:
             del self.jobs[job_id]
             self.json_cache.pop(job_id, None)
+            self.payloads.pop(job_id, None)  # cancelled before launch: the cached script too
+        if doomed:
+            log.debug("purged %d finished jobs from memory (MinJobAge=%g)", len(doomed), self.min_job_age)
+        return len(doomed)
 
     # -- queries --------------------------------------------------------------------------------
     def query(self, *, ids=None, users=None, partitions=None, states=None, names=None, include_finished=False):

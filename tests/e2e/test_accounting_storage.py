@@ -8,6 +8,7 @@ no server can be started here.
 import os
 import sqlite3
 import time
+import uuid
 
 import pytest
 
@@ -42,7 +43,7 @@ def store_conf(backend, home, request, db_name):
 
 def start_cluster(backend, home, request, extra="", db_name=None):
     os.makedirs(home, exist_ok=True)
-    db_name = db_name or f"acct_{os.path.basename(str(home))}".replace("-", "_")
+    db_name = db_name or f"acct_{uuid.uuid4().hex[:12]}"
     c = LiveCluster(home, TEST_CONF + store_conf(backend, home, request, db_name) + extra)
     c.up()
     c.db_name = db_name
@@ -180,5 +181,63 @@ def test_bad_accounting_url_stops_the_controller_with_a_clear_error(tmp_path):
         assert r.returncode != 0
         assert "unsupported scheme 'mysql'" in r.stderr
         assert "Traceback" not in r.stderr + r.stdout
+    finally:
+        c.down()
+
+
+# -- purging: MinJobAge (controller memory, journal) and PurgeJobAfter (accounting) ----------
+def journal_has(c, job_id):
+    db = sqlite3.connect(os.path.join(c.home, "state", "journal.sqlite"))
+    try:
+        return db.execute("SELECT COUNT(*) FROM jobs WHERE job_id=?", (job_id,)).fetchone()[0] == 1
+    finally:
+        db.close()
+
+
+def poll(predicate, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_min_job_age_forgets_finished_jobs_but_sacct_keeps_them(backend, tmp_path, request):
+    c = start_cluster(backend, tmp_path / backend, request, extra="MinJobAge=4\n")
+    try:
+        job = c.sbatch("-o", "/dev/null", "--wrap=true")
+        c.wait_state(job, "COMPLETED")
+        assert c.run("scontrol", "show", "job", str(job)).returncode == 0  # still remembered
+        assert poll(lambda: c.run("scontrol", "show", "job", str(job)).returncode != 0), "never forgotten"
+        r = c.run("scontrol", "show", "job", str(job))
+        assert "Invalid job id specified" in r.stderr
+        assert c.run("squeue", "-h", "-t", "all", "-j", str(job)).stdout.strip() == ""
+        assert sacct(c, "-X", "-j", str(job), "-o", "JobID,State") == [[str(job), "COMPLETED"]]
+        if backend == "journal":
+            assert journal_has(c, job), "the journal is the accounting store: the record stays"
+        else:
+            assert poll(lambda: not journal_has(c, job)), "a shipped old job should leave the journal"
+        c.kill_controller()
+        c.start_controller()
+        assert c.run("scontrol", "show", "job", str(job)).returncode != 0
+        assert sacct(c, "-X", "-j", str(job), "-o", "JobID,State") == [[str(job), "COMPLETED"]]
+    finally:
+        c.down()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_purge_job_after_removes_old_records_from_accounting(backend, tmp_path, request):
+    c = start_cluster(backend, tmp_path / backend, request, extra="MinJobAge=1\nPurgeJobAfter=4seconds\n")
+    try:
+        pending = c.sbatch("-o", "/dev/null", "--hold", "--wrap=true")
+        done = c.sbatch("-o", "/dev/null", "--wrap=true")
+        c.wait_state(done, "COMPLETED")
+        assert poll(lambda: sacct(c, "-X", "-j", str(done), "-o", "JobID") == []), "record never purged"
+        # unfinished jobs are never purged, whatever their age
+        assert sacct(c, "-X", "-j", str(pending), "-o", "JobID,State") == [[str(pending), "PENDING"]]
+        config = c.run("scontrol", "show", "config").stdout
+        assert "PurgeJobAfter" in config and "4seconds" in config
     finally:
         c.down()
