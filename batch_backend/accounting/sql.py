@@ -100,7 +100,8 @@ class SQLJobStore:
             return result
         except Exception as e:  # noqa: BLE001 - any driver error: drop the connection, report
             self.close()
-            raise StoreError(f"{self.label}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise StoreError(f"{self.label}: {first_line}") from None
 
     def close(self):
         if self.conn is not None:

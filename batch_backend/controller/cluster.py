@@ -20,6 +20,8 @@ from ..patterns import expand_output_pattern
 from ..sched import backfill, fifo
 from .dependencies import dependency_state, validate_dependency
 from .jobs import build_job, check_submission, format_array_pending
+from .joblog import job_event
+from .metrics import Histogram
 from .nodes import NodeRecord
 
 log = logging.getLogger("batchhub.controller")
@@ -79,6 +81,7 @@ class Cluster:
         from .steps import StepManager
         self.steps = StepManager(self, os.urandom(32))  # the daemon installs the persistent key
         self.stats = {"passes": 0, "last_pass_ms": 0.0, "submitted": 0}
+        self.pass_times = Histogram()  # /metrics: batchhub_scheduler_pass_seconds
 
     # -- recovery ------------------------------------------------------------
     def recover(self):
@@ -226,6 +229,8 @@ class Cluster:
         self.pending[job["job_id"]] = job
         self.payloads[job["job_id"]] = payload
         self.stats["submitted"] += 1
+        job_event("submit", job, UserId=f"{job['user']}({job['uid']})", Partition=job["partition"],
+                  Name=job["name"], NumCPUs=job["num_cpus"], Reason=job["reason"])
         if job["priority"] != max(1, 10**8 - job["job_id"]):
             self.order_dirty = True
         self.request_schedule()
@@ -317,7 +322,9 @@ class Cluster:
             if not job.get("interactive"):
                 self._send_launch(job)
         self.stats["passes"] += 1
-        self.stats["last_pass_ms"] = (time.perf_counter() - t0) * 1000
+        elapsed = time.perf_counter() - t0
+        self.stats["last_pass_ms"] = elapsed * 1000
+        self.pass_times.observe(elapsed)
 
     def _start(self, job, alloc, now):
         """Apply a Start decision; for an array master, split off its next task."""
@@ -370,6 +377,7 @@ class Cluster:
             self.nodes[name].allocate(job["job_id"], alloc.cpus_per_node[name],
                                       alloc.memory_per_node[name], alloc.gpus_per_node.get(name, []))
         changed.append(job)
+        job_event("allocate", job, NodeList=job["nodelist"], NumCPUs=job["num_cpus"], Partition=job["partition"])
         return changed
 
     def _expand_paths(self, job):
@@ -464,6 +472,8 @@ class Cluster:
         job["reason"] = reason or ("NonZeroExitCode" if state == "FAILED" else "None")
         if max_rss_mb is not None:
             job["max_rss_mb"] = max_rss_mb
+        job_event("end", job, State=state, ExitCode=f"{exit_code}:{exit_signal}", Reason=job["reason"],
+                  NodeList=job.get("nodelist", ""))
         if job.get("interactive"):
             self._save(job)
             self.request_schedule()
@@ -488,6 +498,7 @@ class Cluster:
             self._count_array_task(job["array_job_id"], -1)
 
     def _requeue_now(self, job, now, hold=False):
+        job_event("requeue", job, Restarts=job["restarts"] + 1, Hold="yes" if hold else "no")
         job["state"] = "PENDING"
         job["reason"] = "JobHeldAdmin" if hold else "BeginTime"
         job["held"] = "admin" if hold else ""
@@ -553,7 +564,9 @@ class Cluster:
                             if step.get("step_id") != "batch" and step["state"] == "RUNNING":
                                 self.steps.kill(job, step, str(signal))
                     result["signalled"].append(job["display_id"])
+                    job_event("signal", job, Signal=signal, ByUid=caller.uid)
                 continue
+            job_event("cancel", job, State=job["state"], ByUid=caller.uid)
             if job["state"] == "PENDING":
                 self.pending.pop(job["job_id"], None)
                 job["state"] = "CANCELLED"
@@ -639,6 +652,7 @@ class Cluster:
                 self.order_dirty = True
             else:
                 raise InvalidRequest(f"unknown action {action}")
+            job_event("action", job, Action=action, ByUid=caller.uid)
             changed.append(job)
         if changed:
             with self.journal.transaction():
@@ -720,6 +734,7 @@ class Cluster:
                         job["features"] = value or ""
                     elif key == "exclude":
                         job["exclude"] = value or ""
+            job_event("update", job, Fields=",".join(sorted(fields)), ByUid=caller.uid)
             changed.append(job)
         with self.journal.transaction():
             self._save(*changed)
@@ -765,6 +780,7 @@ class Cluster:
             if job is None:
                 continue
             node.push({"type": "cancel", "job_id": job_id})
+            job_event("node_fail", job, Node=node.name, State=state)
             if job.get("requeue"):
                 job["_requeue"] = "requeue"
             self.job_ended(job_id, state, reason="NodeDown")

@@ -23,6 +23,7 @@ from ..auth.authority import Authority, AuthConfigError, parse_tcp_address, ssl_
 from .api import make_app
 from .cluster import Cluster
 from .journal import Journal
+from .metrics import LabeledHistograms, metrics_open
 from .steps import StepManager, credential_key
 
 log = logging.getLogger("batchhub.controller")
@@ -54,6 +55,9 @@ class Controller:
             self.journal.queue_all_for_accounting()  # a new store gets every record the journal holds
             self.journal.set_accounting_target(store.label)
         self.started = time.time()
+        self.request_times = LabeledHistograms(("route", "method"))  # /metrics: API latency
+        self.metrics_open = metrics_open(conf)
+        self.recovery_seconds = 0.0
         self._stop = None
 
     def config_dict(self):
@@ -75,7 +79,32 @@ class Controller:
             "NEXT_JOB_ID": str(self.cluster.next_job_id),
             "JobCount": str(len(self.cluster.jobs)),
         })
-        return out
+        out.update(self._durability_config())
+        # one spelling per key: the live value replaces the option as the file spelled it
+        live = {k.lower(): k for k in out if k in self._live_keys}
+        return {k: v for k, v in out.items() if k in self._live_keys or k.lower() not in live}
+
+    _live_keys = frozenset({"ClusterName", "SLURM_VERSION", "SLURM_CONF", "StateSaveLocation", "BatchHubSocket",
+                            "KillWait", "MinJobAge", "SlurmdTimeout", "SchedulerType", "SelectType", "SlurmctldPid",
+                            "BOOT_TIME", "NEXT_JOB_ID", "JobCount", "AccountingStorageType",
+                            "AccountingStorageURL", "PurgeJobAfter", "JournalSync", "MetricsType", "PrivateData"})
+
+    def _durability_config(self):
+        """Accounting, purge, journal and metrics settings as in effect (passwords hidden)."""
+        from ..accounting import redact
+        store = self.accounting.store
+        kind = "accounting_storage/journal" if store is None else (
+            "accounting_storage/sqlite" if store.label.startswith("sqlite:") else "accounting_storage/postgresql")
+        purge = confmod.get_option(self.conf, "PurgeJobAfter")
+        return {
+            "AccountingStorageType": kind,
+            "AccountingStorageURL": redact(self.accounting_url) or None,
+            "PurgeJobAfter": str(purge) if purge not in (None, "") else "NONE",
+            "JournalSync": "FULL" if str(confmod.get_option(self.conf, "JournalSync", "")).upper() == "FULL"
+            else "NORMAL",
+            "MetricsType": confmod.get_option(self.conf, "MetricsType") or None,
+            "PrivateData": confmod.get_option(self.conf, "PrivateData") or "none",
+        }
 
     def request_shutdown(self):
         if self._stop is not None:
@@ -84,7 +113,8 @@ class Controller:
     async def run(self):
         t0 = time.perf_counter()
         n = self.cluster.recover()
-        log.info("recovered %d jobs in %.0f ms", n, (time.perf_counter() - t0) * 1000)
+        self.recovery_seconds = time.perf_counter() - t0
+        log.info("recovered %d jobs in %.0f ms", n, self.recovery_seconds * 1000)
         app = make_app(self)
         server = tornado.httpserver.HTTPServer(app, xheaders=False, idle_connection_timeout=3600)
         tcp_server = None

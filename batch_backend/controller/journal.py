@@ -24,9 +24,11 @@ MinJobAge, as slurmctld does, so it stays small and restarts stay fast.
 
 import json
 import sqlite3
+import time
 
 from ..accounting.query import JOB_COLUMNS as _JOB_COLUMNS
 from ..accounting.query import job_row, where_clause
+from .metrics import COMMIT_BUCKETS, Histogram
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,6 +70,8 @@ class Journal:
         self.db.executescript(SCHEMA)
         #: queue saved jobs for an external accounting store (see enable_outbox)
         self.outbox = False
+        #: /metrics: batchhub_journal_commit_seconds
+        self.commit_times = Histogram(COMMIT_BUCKETS)
 
     def close(self):
         self.db.close()
@@ -75,7 +79,7 @@ class Journal:
     # -- transactions ------------------------------------------------------
     def transaction(self):
         """``with journal.transaction():`` groups writes into one commit."""
-        return _Transaction(self.db)
+        return _Transaction(self.db, self.commit_times)
 
     # -- job ids -----------------------------------------------------------
     def next_job_id(self, first_job_id=1):
@@ -206,8 +210,9 @@ class Journal:
 
 
 class _Transaction:
-    def __init__(self, db):
+    def __init__(self, db, commit_times=None):
         self.db = db
+        self.commit_times = commit_times
 
     def __enter__(self):
         self.db.execute("BEGIN IMMEDIATE")
@@ -215,7 +220,10 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
+            t0 = time.perf_counter()
             self.db.execute("COMMIT")
+            if self.commit_times is not None:
+                self.commit_times.observe(time.perf_counter() - t0)
         else:
             self.db.execute("ROLLBACK")
         return False
