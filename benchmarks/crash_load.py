@@ -31,25 +31,41 @@ import time
 from batch_backend.model import FINAL_STATES
 
 
-def _client_worker(address, client_no, count, result_path, workdir, progress):
-    """One client process: ``count`` submissions, each retried until acknowledged."""
+def _client_worker(address, client_no, count, result_path, workdir, progress, cli=False):
+    """One client process: ``count`` submissions.
+
+    API mode: each retried until acknowledged. CLI mode: ``sbatch`` as a user
+    runs it (it waits for a restarting controller by itself); a submission it
+    reports as failed is not acknowledged, and must then not appear twice.
+    """
+    import subprocess
     from batch_backend.client import Client
-    acked, latencies = [], []
+    acked, latencies, failed = [], [], []
     client = Client(address, timeout=30)
+    sbatch = os.path.join(os.path.dirname(sys.executable), "sbatch")
+    env = dict(os.environ, BATCHHUB_SOCKET=address)
     for i in range(count):
         name = f"crash-{client_no}-{i}"
-        sub = {"script": "#!/bin/sh\ntrue\n", "name": name, "workdir": workdir, "stdout": "/dev/null",
-               "environment": {"PATH": "/usr/bin:/bin"}}
         t0 = time.monotonic()
-        # Client.submit adds the submit token once and re-sends it on every retry
-        answer = client.submit(sub, retries=2400, retry_delay=0.05)
+        if cli:
+            r = subprocess.run([sbatch, "--parsable", "-J", name, "-o", "/dev/null", "--wrap=true"], env=env,
+                               cwd=workdir, capture_output=True, text=True)
+            if r.returncode != 0 or not r.stdout.strip().isdigit():
+                failed.append((name, f"rc={r.returncode} stdout={r.stdout.strip()!r} stderr={r.stderr.strip()!r}"))
+                continue
+            job_id = int(r.stdout.strip())
+        else:
+            sub = {"script": "#!/bin/sh\ntrue\n", "name": name, "workdir": workdir, "stdout": "/dev/null",
+                   "environment": {"PATH": "/usr/bin:/bin"}}
+            # Client.submit adds the submit token once and re-sends it on every retry
+            job_id = client.submit(sub, retries=2400, retry_delay=0.05)["job_id"]
         latencies.append(time.monotonic() - t0)
-        acked.append((name, answer["job_id"]))
+        acked.append((name, job_id))
         with progress.get_lock():
             progress.value += 1
     client.close()
     with open(result_path + ".tmp", "w") as f:
-        json.dump({"acked": acked, "latencies": latencies}, f)
+        json.dump({"acked": acked, "latencies": latencies, "failed": failed}, f)
     os.replace(result_path + ".tmp", result_path)
 
 
@@ -64,7 +80,7 @@ def _serving(address):
 
 
 def run_crash_load(address, kill_controller, start_controller, *, submissions=1000, clients=4, kills=5,
-                   seed=None, workdir="/tmp", settle_timeout=600, log=print):
+                   seed=None, workdir="/tmp", settle_timeout=600, log=print, cli=False):
     """Run the scenario against a live cluster; returns a report dict (nothing is asserted here).
 
     ``kill_controller()`` SIGKILLs the controller; ``start_controller()`` starts
@@ -80,7 +96,7 @@ def run_crash_load(address, kill_controller, start_controller, *, submissions=10
     t_start = time.monotonic()
     for i, n in enumerate(per_client):
         p = ctx.Process(target=_client_worker,
-                        args=(address, i, n, os.path.join(tmp, f"client-{i}.json"), workdir, progress))
+                        args=(address, i, n, os.path.join(tmp, f"client-{i}.json"), workdir, progress, cli))
         p.start()
         procs.append(p)
     restarts, kills_during_submit = [], 0
@@ -108,7 +124,7 @@ def run_crash_load(address, kill_controller, start_controller, *, submissions=10
     for p in procs:
         p.join(timeout=settle_timeout)
     t_submitted = time.monotonic()
-    acked, latencies = [], []
+    acked, latencies, refused = [], [], []
     failed_clients = 0
     for i in range(clients):
         path = os.path.join(tmp, f"client-{i}.json")
@@ -119,6 +135,7 @@ def run_crash_load(address, kill_controller, start_controller, *, submissions=10
             data = json.load(f)
         acked.extend(tuple(a) for a in data["acked"])
         latencies.extend(data["latencies"])
+        refused.extend(tuple(a) for a in data.get("failed", []))
     # wait until every job is final (or the timeout): the accounting records decide
     client = Client(address, timeout=60)
     deadline = time.monotonic() + settle_timeout
@@ -127,7 +144,7 @@ def run_crash_load(address, kill_controller, start_controller, *, submissions=10
             records = client.accounting(start=0)
         except Exception:  # noqa: BLE001 - a restart in progress; ask again
             records = None
-        if records is not None and len(records) >= len(acked) and \
+        if records is not None and len(records) >= len(acked) and records and \
                 all(r["state"] in FINAL_STATES for r in records):
             break
         if time.monotonic() > deadline:
@@ -147,7 +164,10 @@ def run_crash_load(address, kill_controller, start_controller, *, submissions=10
         "submissions": submissions, "clients": clients, "kills": kills,
         "kills_during_submit": kills_during_submit,
         "failed_clients": failed_clients,
+        "client_exit_codes": [p.exitcode for p in procs],
         "acknowledged": len(acked),
+        "refused": len(refused),
+        "refused_examples": refused[:3],
         "acked_ids_distinct": len(set(acked_ids)),
         "job_records": len(records),
         "lost": sorted(set(acked_ids) - set(by_id)),
@@ -162,8 +182,10 @@ def run_crash_load(address, kill_controller, start_controller, *, submissions=10
         "submit_latency_max_s": max(latencies) if latencies else None,
         "submit_latency_median_s": sorted(latencies)[len(latencies) // 2] if latencies else None,
     }
-    report["ok"] = (not failed_clients and report["acknowledged"] == submissions
-                    and report["acked_ids_distinct"] == submissions and report["job_records"] == submissions
+    # every acknowledged submission: one job; a refused one (CLI mode): at most one
+    report["ok"] = (not failed_clients and report["acknowledged"] + report["refused"] == submissions
+                    and report["acked_ids_distinct"] == len(acked)
+                    and len(acked) <= report["job_records"] <= submissions
                     and not report["lost"] and not report["duplicate_ids"]
                     and not report["duplicate_submissions"] and not report["ack_mismatch"]
                     and not report["not_final"])
@@ -185,6 +207,7 @@ def main(argv=()):
     ap.add_argument("--kills", type=int, default=5)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--quick", action="store_true", help="200 submissions, 2 kills")
+    ap.add_argument("--cli", action="store_true", help="clients run the sbatch command instead of the API client")
     ap.add_argument("--accounting-url", default="",
                     help="AccountingStorageURL for the run (default: the journal is the accounting store)")
     args = ap.parse_args(list(argv))
@@ -204,12 +227,14 @@ def main(argv=()):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         rep = run_crash_load(c.socket, kill_controller, start_controller, submissions=args.submissions,
-                             clients=args.clients, kills=args.kills, seed=args.seed, workdir=c.workdir)
+                             clients=args.clients, kills=args.kills, seed=args.seed, workdir=c.workdir,
+                             cli=args.cli)
     restarts = rep["restart_s"]
     print_table(f"crash under load: {args.submissions} submissions, {args.clients} clients, "
                 f"{args.kills} x kill -9 ({rep['kills_during_submit']} while submitting)", [
                     ("acknowledged submissions", str(rep["acknowledged"]), str(args.submissions),
                      rep["acknowledged"] == args.submissions),
+                    ("refused (sbatch gave up)", str(rep["refused"]), "0", rep["refused"] == 0),
                     ("job records in accounting", str(rep["job_records"]), str(args.submissions),
                      rep["job_records"] == args.submissions),
                     ("acknowledged jobs lost", str(len(rep["lost"])), "0", not rep["lost"]),
@@ -228,6 +253,10 @@ def main(argv=()):
                      else f"{rep['submit_latency_max_s']:.2f}", "", None),
                 ])
     print(f"final states: {rep['states']}")
+    if rep["refused_examples"]:
+        print(f"refused, e.g.: {rep['refused_examples']}")
+    if rep["failed_clients"]:
+        print(f"{rep['failed_clients']} client process(es) died (exit codes {rep['client_exit_codes']})")
     return 0 if rep["ok"] else 1
 
 
