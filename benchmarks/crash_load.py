@@ -38,7 +38,6 @@ def _client_worker(address, client_no, count, result_path, workdir, progress, cl
     runs it (it waits for a restarting controller by itself); a submission it
     reports as failed is not acknowledged, and must then not appear twice.
     """
-    import subprocess
     from batch_backend.client import Client
     acked, latencies, failed = [], [], []
     client = Client(address, timeout=30)
@@ -47,18 +46,11 @@ def _client_worker(address, client_no, count, result_path, workdir, progress, cl
     for i in range(count):
         name = f"crash-{client_no}-{i}"
         t0 = time.monotonic()
-        if cli:
-            r = subprocess.run([sbatch, "--parsable", "-J", name, "-o", "/dev/null", "--wrap=true"], env=env,
-                               cwd=workdir, capture_output=True, text=True)
-            if r.returncode != 0 or not r.stdout.strip().isdigit():
-                failed.append((name, f"rc={r.returncode} stdout={r.stdout.strip()!r} stderr={r.stderr.strip()!r}"))
-                continue
-            job_id = int(r.stdout.strip())
-        else:
-            sub = {"script": "#!/bin/sh\ntrue\n", "name": name, "workdir": workdir, "stdout": "/dev/null",
-                   "environment": {"PATH": "/usr/bin:/bin"}}
-            # Client.submit adds the submit token once and re-sends it on every retry
-            job_id = client.submit(sub, retries=2400, retry_delay=0.05)["job_id"]
+        try:
+            job_id = _submit_one(client, sbatch, env, name, workdir, cli)
+        except Exception as e:  # noqa: BLE001 - recorded and reported: the run goes on
+            failed.append((name, repr(e)))
+            continue
         latencies.append(time.monotonic() - t0)
         acked.append((name, job_id))
         with progress.get_lock():
@@ -67,6 +59,22 @@ def _client_worker(address, client_no, count, result_path, workdir, progress, cl
     with open(result_path + ".tmp", "w") as f:
         json.dump({"acked": acked, "latencies": latencies, "failed": failed}, f)
     os.replace(result_path + ".tmp", result_path)
+
+
+def _submit_one(client, sbatch, env, name, workdir, cli):
+    """Submit one job; returns its id (raises when not acknowledged)."""
+    import subprocess
+    if cli:
+        r = subprocess.run([sbatch, "--parsable", "-J", name, "-o", "/dev/null", "--wrap=true"], env=env,
+                           cwd=workdir, capture_output=True, text=True)
+        if r.returncode != 0 or not r.stdout.strip().isdigit():
+            raise RuntimeError(f"sbatch rc={r.returncode} stdout={r.stdout.strip()!r} "
+                               f"stderr={r.stderr.strip()!r}")
+        return int(r.stdout.strip())
+    sub = {"script": "#!/bin/sh\ntrue\n", "name": name, "workdir": workdir, "stdout": "/dev/null",
+           "environment": {"PATH": "/usr/bin:/bin"}}
+    # Client.submit adds the submit token once and re-sends it on every retry
+    return client.submit(sub, retries=2400, retry_delay=0.05)["job_id"]
 
 
 def _serving(address):
@@ -234,7 +242,7 @@ def main(argv=()):
                 f"{args.kills} x kill -9 ({rep['kills_during_submit']} while submitting)", [
                     ("acknowledged submissions", str(rep["acknowledged"]), str(args.submissions),
                      rep["acknowledged"] == args.submissions),
-                    ("refused (sbatch gave up)", str(rep["refused"]), "0", rep["refused"] == 0),
+                    ("not acknowledged (errors)", str(rep["refused"]), "0", rep["refused"] == 0),
                     ("job records in accounting", str(rep["job_records"]), str(args.submissions),
                      rep["job_records"] == args.submissions),
                     ("acknowledged jobs lost", str(len(rep["lost"])), "0", not rep["lost"]),
@@ -254,7 +262,7 @@ def main(argv=()):
                 ])
     print(f"final states: {rep['states']}")
     if rep["refused_examples"]:
-        print(f"refused, e.g.: {rep['refused_examples']}")
+        print(f"not acknowledged, e.g.: {rep['refused_examples']}")
     if rep["failed_clients"]:
         print(f"{rep['failed_clients']} client process(es) died (exit codes {rep['client_exit_codes']})")
     return 0 if rep["ok"] else 1
