@@ -33,6 +33,8 @@ class AccountingAgent:
     INTERVAL = 0.25
     #: records per transaction in the store
     BATCH = 2000
+    #: journal rows forgotten per round (a long history is trimmed over several rounds)
+    PURGE_BATCH = 5000
 
     def __init__(self, journal, store=None, *, min_job_age=300.0, purge_job_after=None, now=time.time):
         self.journal = journal
@@ -124,13 +126,17 @@ class AccountingAgent:
             if self.external:
                 n = await self._in_worker(self.store.purge, before)
             else:
-                n = self.journal.purge_finished(before)
+                n = self.journal.purge_finished(before, self.PURGE_BATCH)
+                if n >= self.PURGE_BATCH:
+                    self._last_purge = 0.0  # more to go: next round, not next interval
             if n:
                 self.purged_records += n
                 log.info("purged %d job records that ended before %s (PurgeJobAfter)", n,
                          time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(before)))
         if self.external and self.min_job_age > 0:
-            n = self.journal.purge_finished(now - self.min_job_age)
+            n = self.journal.purge_finished(now - self.min_job_age, self.PURGE_BATCH)
+            if n >= self.PURGE_BATCH:
+                self._last_purge = 0.0
             if n:
                 self.purged_journal += n
                 log.debug("journal: forgot %d shipped jobs older than MinJobAge", n)

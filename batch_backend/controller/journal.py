@@ -150,19 +150,25 @@ class Journal:
         return [json.loads(r[0]) for r in self.db.execute("SELECT data FROM jobs" + where + " ORDER BY job_id", args)]
 
     # -- purge (PurgeJobAfter, MinJobAge) -------------------------------------
-    def purge_finished(self, before):
-        """Forget jobs that ended before ``before`` (with their payloads and submit tokens).
+    def purge_finished(self, before, limit=5000):
+        """Forget up to ``limit`` jobs that ended before ``before`` (payloads, submit tokens too).
 
         Jobs still waiting in the accounting outbox are kept: a record is never
-        dropped before the accounting store has it. Returns how many went.
+        dropped before the accounting store has it. Bounded so that a first purge
+        of a long history does not hold the controller for seconds: call again
+        while it returns ``limit``. Returns how many went.
         """
-        doomed = ("SELECT job_id FROM jobs WHERE end_time IS NOT NULL AND end_time < ? "
-                  "AND job_id NOT IN (SELECT job_id FROM acct_outbox)")
+        ids = [r[0] for r in self.db.execute(
+            "SELECT job_id FROM jobs WHERE end_time IS NOT NULL AND end_time < ? "
+            "AND job_id NOT IN (SELECT job_id FROM acct_outbox) LIMIT ?", (before, limit))]
+        if not ids:
+            return 0
+        rows = [(i,) for i in ids]
         with self.transaction():
-            self.db.execute(f"DELETE FROM payloads WHERE job_id IN ({doomed})", (before,))
-            self.db.execute(f"DELETE FROM submit_tokens WHERE job_id IN ({doomed})", (before,))
-            n = self.db.execute(f"DELETE FROM jobs WHERE job_id IN ({doomed})", (before,)).rowcount
-        return n
+            self.db.executemany("DELETE FROM payloads WHERE job_id=?", rows)
+            self.db.executemany("DELETE FROM submit_tokens WHERE job_id=?", rows)
+            self.db.executemany("DELETE FROM jobs WHERE job_id=?", rows)
+        return len(ids)
 
     def job_count(self):
         return self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
