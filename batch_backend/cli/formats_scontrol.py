@@ -72,6 +72,10 @@ def format_job(job, now=None, oneliner=False):
         f"Socks/Node=* NtasksPerN:B:S:C={job.get('ntasks_per_node') or 0}:0:*:* CoreSpec=*",
         f"MinCPUsNode={(job.get('cpus_per_task') or 1) * (job.get('ntasks_per_node') or 1)} {mem_line} MinTmpDiskNode=0",
         f"Features={_or_null(job.get('features'))} DelayBoot=00:00:00",
+    ]
+    if job.get("reservation"):
+        lines.append(f"Reservation={job['reservation']}")
+    lines += [
         f"OverSubscribe={'NO' if job.get('exclusive') else 'OK'} Contiguous=0 Licenses=(null) Network=(null)",
         f"Command={_or_null(job.get('command'))}",
         f"WorkDir={job.get('workdir', '')}",
@@ -189,6 +193,33 @@ def format_partition(part, oneliner=False):
         f"TRES=cpu={total_cpus},node={len(nodes)},billing={total_cpus}",
     ]
     return _record(lines, oneliner)
+
+
+def format_reservation(resv, oneliner=False, now=None):
+    """One ``scontrol show reservation`` record (Slurm 22.05's slurm_sprint_reservation_info)."""
+    now = _time.time() if now is None else now
+    start, end = resv.get("start_time"), resv.get("end_time")
+    duration = timespec.format_hms(end - start) if end is not None and start is not None and end >= start else "N/A"
+    state = "ACTIVE" if start is not None and start <= now <= end else "INACTIVE"
+
+    def names(key):
+        return ",".join(resv.get(key) or []) or NULL
+    lines = [
+        f"ReservationName={resv['name']} StartTime={timespec.format_datetime(start)} "
+        f"EndTime={timespec.format_datetime(end)} Duration={duration}",
+        f"Nodes={resv.get('nodelist') or NULL} NodeCnt={resv.get('node_cnt', 0)} CoreCnt={resv.get('core_cnt', 0)} "
+        f"Features={_or_null(resv.get('features'))} PartitionName={_or_null(resv.get('partition'))} "
+        f"Flags={resv.get('flags_text') or ''}",
+        f"TRES={resv.get('tres') or NULL}",
+        f"Users={names('users')} Groups={names('groups')} Accounts={names('accounts')} "
+        f"Licenses={_or_null(resv.get('licenses'))} State={state} BurstBuffer={NULL} Watts=n/a",
+        f"MaxStartDelay={NULL}",
+    ]
+    if resv.get("comment"):
+        lines.append(f"Comment={resv['comment']}")
+    if oneliner:
+        return " ".join(lines) + "\n"
+    return lines[0] + "\n" + "".join("   " + line + "\n" for line in lines[1:]) + "\n"
 
 
 def format_config(config, now=None):

@@ -46,6 +46,9 @@ class Controller:
         self.journal = Journal(os.path.join(state_dir, "journal.sqlite"), sync=sync)
         self.cluster = Cluster(conf, self.journal)
         self.cluster.steps = StepManager(self.cluster, credential_key(state_dir))
+        if self.tcp_address and self.authority.key is not None:
+            # jobs on nodes that reach us over TCP get a token of their own (see Authority.mint_job_token)
+            self.cluster.mint_job_token = self.authority.mint_job_token
         # accounting records: the journal itself, or an external store (see batch_backend.accounting)
         self.accounting_url = confmod.get_option(conf, "AccountingStorageURL") or ""
         store = open_store(self.accounting_url, self.cluster.cluster_name)
@@ -79,10 +82,28 @@ class Controller:
             "NEXT_JOB_ID": str(self.cluster.next_job_id),
             "JobCount": str(len(self.cluster.jobs)),
         })
+        prio = self.cluster.priority
+        w = prio.weights
+        live = {
+            "PriorityType": prio.type,
+            "PriorityCalcPeriod": f"{w.calc_period:g} sec",
+            "PriorityDecayHalfLife": f"{w.decay_half_life:g} sec",
+            "PriorityMaxAge": f"{w.max_age:g} sec",
+            "PriorityFavorSmall": "Yes" if w.favor_small else "No",
+            "PriorityUsageResetPeriod": w.usage_reset_period,
+            "PriorityWeightAge": str(w.age), "PriorityWeightFairShare": str(w.fairshare),
+            "PriorityWeightJobSize": str(w.job_size), "PriorityWeightPartition": str(w.partition),
+            "PriorityWeightQOS": str(w.qos),
+            "PriorityWeightTRES": ",".join(f"{k.upper() if '/' not in k else k}={v}" for k, v in w.tres.items())
+                                  or "(null)",
+        }
+        for key in [k for k in out if k.lower() in {x.lower() for x in live}]:
+            del out[key]  # the live value under Slurm's spelling replaces the file's
+        out.update(live)
         out.update(self._durability_config())
-        # one spelling per key: the live value replaces the option as the file spelled it
-        live = {k.lower(): k for k in out if k in self._live_keys}
-        return {k: v for k, v in out.items() if k in self._live_keys or k.lower() not in live}
+        for key in [k for k in out if k.lower() in {x.lower() for x in self._live_keys} and k not in self._live_keys]:
+            del out[key]
+        return out
 
     _live_keys = frozenset({"ClusterName", "SLURM_VERSION", "SLURM_CONF", "StateSaveLocation", "BatchHubSocket",
                             "KillWait", "MinJobAge", "SlurmdTimeout", "SchedulerType", "SelectType", "SlurmctldPid",
@@ -174,6 +195,9 @@ class Controller:
                 self.cluster.check_node_timeouts()
                 self.cluster.enforce_interactive_limits()
                 self.cluster.purge_old_jobs()
+                self.cluster.priority_tick()
+                if self.cluster.reservations.tick():
+                    self.cluster.request_schedule()
                 if self.cluster.backfill_due() or any(
                         j.get("begin_time") or j.get("dependency") for j in self.cluster.pending.values()):
                     self.cluster.request_schedule()
@@ -184,7 +208,7 @@ class Controller:
 def run_controller(conf, conf_path, socket_path, state_dir):
     try:
         controller = Controller(conf, conf_path, socket_path, state_dir)
-    except (AuthConfigError, AccountingConfigError) as e:
+    except (AuthConfigError, AccountingConfigError, confmod.ConfError) as e:
         log.error("cannot start: %s", e)
         raise SystemExit(1) from None
     asyncio.run(controller.run())

@@ -6,6 +6,7 @@ half-made job. The submission format is what ``cli.sbatch_options`` builds.
 """
 
 import os
+import sys
 
 from .. import hostlist
 from ..errors import InvalidRequest, PermissionDenied
@@ -236,6 +237,7 @@ def build_job(sub, *, job_id, caller, partitions, default_partition, nodes, now,
     if array_indices and len(array_indices) > 1 and array_max is None:
         job["array_max_running"] = None
     _check_ever_runnable(job, partition, nodes)
+    share_strings(job)
     payload = {
         "script": sub["script"],
         "script_args": sub.get("script_args", []),
@@ -281,3 +283,27 @@ def _check_ever_runnable(job, partition, nodes):
         else:
             why = f"no node set in partition {partition['name']} satisfies the request"
         raise InvalidRequest("Requested node configuration is not available", detail_lines=[why])
+
+
+#: Job fields whose values repeat across most jobs (owner, partition, directories, states).
+SHARED_TEXT_FIELDS = (
+    "user", "group", "account", "qos", "partition", "state", "reason", "name", "workdir", "submit_dir",
+    "submit_host", "stdout", "stderr", "stdin", "open_mode", "export", "cluster_name", "command",
+    "submit_line", "held", "dependency", "features", "gres", "comment", "signal", "reservation",
+    "nodelist_req", "exclude", "batch_host", "nodelist",
+)
+
+
+def share_strings(job):
+    """Make equal field values one string object (``sys.intern``), in place; returns ``job``.
+
+    Why: a queue of 100,000 jobs from a few users holds the same user, partition,
+    directory and state names 100,000 times over; sharing them keeps the
+    controller's memory per job near the size of the dict itself.
+    """
+    intern = sys.intern
+    for key in SHARED_TEXT_FIELDS:
+        value = job.get(key)
+        if type(value) is str:
+            job[key] = intern(value)
+    return job

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS submit_tokens (token TEXT PRIMARY KEY, job_id INTEGER
 CREATE INDEX IF NOT EXISTS submit_tokens_job ON submit_tokens(job_id);
 CREATE TABLE IF NOT EXISTS acct_outbox (job_id INTEGER PRIMARY KEY, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reservations (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 def _job_row(job, text=None):
@@ -72,14 +73,19 @@ class Journal:
         self.outbox = False
         #: /metrics: batchhub_journal_commit_seconds
         self.commit_times = Histogram(COMMIT_BUCKETS)
+        self._depth = 0  # open transaction() blocks: only the outermost one commits
 
     def close(self):
         self.db.close()
 
     # -- transactions ------------------------------------------------------
     def transaction(self):
-        """``with journal.transaction():`` groups writes into one commit."""
-        return _Transaction(self.db, self.commit_times)
+        """``with journal.transaction():`` groups writes into one commit.
+
+        Blocks nest: an inner block joins the outer one, which alone commits (or
+        rolls back everything). That is how a bulk submission is one commit.
+        """
+        return _Transaction(self)
 
     # -- job ids -----------------------------------------------------------
     def next_job_id(self, first_job_id=1):
@@ -91,6 +97,14 @@ class Journal:
 
     def set_next_job_id(self, value):
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('next_job_id', ?)", (str(value),))
+
+    # -- small durable values (usage snapshots, ...) ----------------------------
+    def get_meta(self, key):
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key, value):
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
 
     # -- jobs --------------------------------------------------------------
     def save_job(self, job):
@@ -104,13 +118,9 @@ class Journal:
         if not self.outbox:
             self.db.executemany(sql, rows)
             return
-        if self.db.in_transaction:
+        with self.transaction():  # the record and its place in the outbox commit together, or neither
             self.db.executemany(sql, rows)
             self._queue_for_accounting([j["job_id"] for j in jobs])
-        else:  # the record and its place in the outbox commit together, or neither does
-            with self.transaction():
-                self.db.executemany(sql, rows)
-                self._queue_for_accounting([j["job_id"] for j in jobs])
 
     def save_payload(self, job_id, payload):
         self.db.execute("INSERT OR REPLACE INTO payloads(job_id, data) VALUES (?, ?)",
@@ -128,19 +138,14 @@ class Journal:
         return row[0] if row else None
 
     def load_live_jobs(self, finished_since):
-        """Jobs the controller keeps in memory: unfinished ones and those ended recently.
-
-        Returns ``(job, text)`` pairs: the JSON text as journaled is what the API
-        serves for the job until it changes (no re-encoding after a restart).
-        """
+        """Jobs the controller keeps in memory: unfinished ones and those ended recently."""
         # Two index searches, not "IS NULL OR >=" (which scans the table): when the journal is
         # the accounting store it holds the whole history, and a restart must not read it all.
         rows = self.db.execute(
             "SELECT data FROM (SELECT job_id, data FROM jobs WHERE end_time IS NULL "
             "UNION ALL SELECT job_id, data FROM jobs WHERE end_time >= ?) ORDER BY job_id",
             (finished_since,))
-        loads = json.loads
-        return [(loads(r[0]), r[0]) for r in rows]
+        return [json.loads(r[0]) for r in rows]
 
     def query_jobs(self, *, job_ids=None, array_ids=None, users=None, start=None, end=None,
                    states=None, partitions=None, names=None):
@@ -217,22 +222,44 @@ class Journal:
     def load_nodes(self):
         return {name: json.loads(data) for name, data in self.db.execute("SELECT name, data FROM nodes")}
 
+    # -- reservations ------------------------------------------------------
+    def save_reservation(self, resv):
+        data = {k: v for k, v in resv.items() if not k.startswith("_")}
+        self.db.execute("INSERT OR REPLACE INTO reservations(name, data) VALUES (?, ?)",
+                        (resv["name"], json.dumps(data, separators=(",", ":"))))
+
+    def delete_reservation(self, name):
+        self.db.execute("DELETE FROM reservations WHERE name=?", (name,))
+
+    def load_reservations(self):
+        return {name: json.loads(data) for name, data in self.db.execute("SELECT name, data FROM reservations")}
+
+    def reservation_suffix(self):
+        """The counter behind automatic reservation names (``alice_3``)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='resv_suffix'").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_reservation_suffix(self, value):
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('resv_suffix', ?)", (str(value),))
+
 
 class _Transaction:
-    def __init__(self, db, commit_times=None):
-        self.db = db
-        self.commit_times = commit_times
+    def __init__(self, journal):
+        self.journal = journal
 
     def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
+        if self.journal._depth == 0:
+            self.journal.db.execute("BEGIN IMMEDIATE")
+        self.journal._depth += 1
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            t0 = time.perf_counter()
-            self.db.execute("COMMIT")
-            if self.commit_times is not None:
-                self.commit_times.observe(time.perf_counter() - t0)
-        else:
-            self.db.execute("ROLLBACK")
+        self.journal._depth -= 1
+        if self.journal._depth == 0:
+            if exc_type is None:
+                t0 = time.perf_counter()
+                self.journal.db.execute("COMMIT")
+                self.journal.commit_times.observe(time.perf_counter() - t0)
+            else:
+                self.journal.db.execute("ROLLBACK")
         return False

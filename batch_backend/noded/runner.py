@@ -14,7 +14,10 @@ Events (``on_event(dict)``, called on the event loop)::
 
     {"event": "started", "job_id": N, "pid": P, "time": epoch}
     {"event": "ended", "job_id": N, "state": S, "exit_code": C, "exit_signal": SIG,
-     "reason": R, "time": epoch, "max_rss_mb": M}
+     "reason": R, "time": epoch, "max_rss_mb": M, "restarts": RUN}
+
+(``restarts``: which run of the job this was, so the controller never takes the
+end of a stale earlier run for the end of the current one.)
 
 ``ended`` comes exactly once, after the remaining processes are killed and the
 spool directory removed. ``exit_code``/``exit_signal`` always describe how the
@@ -521,7 +524,7 @@ class BatchJobRunner:
         self.done = True
         self.end_event = {"event": "ended", "job_id": self.job_id, "state": state, "exit_code": exit_code,
                           "exit_signal": exit_signal, "reason": reason, "time": time.time(),
-                          "max_rss_mb": -(-self._max_rss // _MiB)}
+                          "max_rss_mb": -(-self._max_rss // _MiB), "restarts": self.launch.get("restarts") or 0}
         self._emit(self.end_event)
         for fut in self._waiters:
             if not fut.done():

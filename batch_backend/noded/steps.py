@@ -52,6 +52,10 @@ CONNECT_TIMEOUT = 10.0
 def task_environment(step, *, job_id, step_id, rank, local_id, node_name, extra_env=None):
     """The environment of one task (SLURM_DIALECT section 3), srun's values kept byte-exact."""
     env = dict(step.get("environment") or {})
+    # srun inside a batch job forwards the batch script's tag: it names processes of that job on
+    # the batch host only, and must not make its daemon reach into tasks on other nodes (which
+    # share /proc with it when nodes are virtual). Tasks carry the step's own tag instead.
+    env.pop("BATCHHUB_JOB_TAG", None)
     for key, value in (extra_env or {}).items():
         env.setdefault(key, str(value))
     ntasks = str(step.get("num_tasks") or len(step.get("ranks") or []) or 1)

@@ -31,6 +31,9 @@ class SchedState:
     #: filled by the pass: partitions whose head job is waiting for resources. Jobs not
     #: visited after every partition blocked keep their reason; new ones start at Priority.
     blocked: set = field(default_factory=set)
+    #: advance reservations the jobs of this pass must keep clear of (none of them belongs to
+    #: one): node -> [(start, end, maint)], see sched/reservations.blocked_windows
+    reserved_windows: dict = None
 
 
 @dataclass
@@ -59,6 +62,8 @@ def ineligible_reason(job, partition, now, state):
     """Why ``job`` may not start at all right now, or None if it may."""
     if job.get("held") == "admin":
         return "JobHeldAdmin"
+    if job.get("held") == "resv":  # its reservation ended or was deleted (release to run outside it)
+        return "ReservationDeleted"
     if job.get("held"):
         return "JobHeldUser"
     if job.get("begin_time") and job["begin_time"] > now:
@@ -104,6 +109,8 @@ def schedule(state, now):
             views = partition_views.get(pname)
             if views is None:
                 views = partition_views[pname] = [state.nodes[n] for n in partition["nodes"] if n in state.nodes]
+            if state.reserved_windows:
+                views = _outside_reservations(views, state, job, now)
             started = _start_what_fits(job, views, state, decisions)
             if started and not job.get("array_spec"):
                 continue
@@ -121,6 +128,13 @@ def schedule(state, now):
         if len(blocked) == len(state.partitions):
             break  # every partition waits on its head job: nothing below can start
     return decisions
+
+
+def _outside_reservations(views, state, job, now):
+    """The views a job may start on now: nodes whose reservations begin only after it would end."""
+    from .reservations import blocked_nodes, job_duration
+    blocked = blocked_nodes(state.reserved_windows, now, job_duration(job))
+    return [v for v in views if v.name not in blocked] if blocked else views
 
 
 def job_task_ids(job):
