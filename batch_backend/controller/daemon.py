@@ -54,9 +54,12 @@ class Controller:
         store = open_store(self.accounting_url, self.cluster.cluster_name)
         self.accounting = AccountingAgent(self.journal, store, min_job_age=self.cluster.min_job_age,
                                           purge_job_after=parse_purge_age(confmod.get_option(conf, "PurgeJobAfter")))
-        if store is not None and self.journal.accounting_target() != store.label:
+        target = self.journal.accounting_target()
+        if store is not None and target != store.label:
             self.journal.queue_all_for_accounting()  # a new store gets every record the journal holds
             self.journal.set_accounting_target(store.label)
+        elif store is None and target:
+            self.journal.set_accounting_target("")  # changes made now are not queued: resend all next time
         self.started = time.time()
         self.request_times = LabeledHistograms(("route", "method"))  # /metrics: API latency
         self.metrics_open = metrics_open(conf)

@@ -241,3 +241,23 @@ def test_purge_job_after_removes_old_records_from_accounting(backend, tmp_path, 
         assert "PurgeJobAfter" in config and "4seconds" in config
     finally:
         c.down()
+
+
+def test_a_store_configured_later_receives_every_record(tmp_path, request):
+    c = start_cluster("journal", tmp_path / "later", request)
+    try:
+        first = c.sbatch("-o", "/dev/null", "--wrap=true")
+        c.wait_state(first, "COMPLETED")
+        c.down()
+        with open(c.conf_path, "a") as f:
+            f.write(f"AccountingStorageURL=sqlite:///{c.home}/accounting.sqlite\n")
+        c.up()
+        second = c.sbatch("-o", "/dev/null", "--wrap=exit 1")
+        c.wait_state(second, "FAILED")
+        assert sacct(c, "-X", "-j", f"{first},{second}", "-o", "JobID,State") == [
+            [str(first), "COMPLETED"], [str(second), "FAILED"]]
+        rows = sqlite3.connect(os.path.join(c.home, "accounting.sqlite")).execute(
+            "SELECT job_id FROM job_records ORDER BY job_id").fetchall()
+        assert [r[0] for r in rows] == [first, second]
+    finally:
+        c.down()
