@@ -158,6 +158,7 @@ def openapi_document():
     for action in ("update", "hold", "uhold", "release", "requeue", "requeuehold", "suspend", "resume", "top"):
         paths[f"/v1/jobs/{{job_id}}/{action}"] = {"post": dict(_op(f"{action} a job (scontrol {action})",
                                                                    body={"type": "object"}), parameters=id_param)}
+    paths.update(_metrics_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "BatchHub controller API", "version": __version__,
@@ -174,4 +175,19 @@ def openapi_document():
             "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}}},
         }},
+    }
+
+
+def _metrics_paths():
+    """``/metrics`` and its groups: Prometheus text, not JSON (see controller/metrics.py)."""
+    text = {"description": "Prometheus text exposition format 0.0.4",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}
+    return {
+        "/metrics": {"get": {"summary": "Metrics in Prometheus text format",
+                             "responses": {"200": text, "401": ERROR}}},
+        "/metrics/{group}": {"get": {
+            "summary": "A group of the metrics, like Slurm's /metrics/<group> endpoints",
+            "parameters": [{"name": "group", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": ["jobs", "nodes", "partitions", "scheduler"]}}],
+            "responses": {"200": text, "401": ERROR, "404": ERROR}}},
     }
