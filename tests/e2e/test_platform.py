@@ -97,6 +97,7 @@ def test_requeue_flag_moves_job_off_a_dead_node(make_cluster):
         time.sleep(0.2)
     assert info["Restarts"] == "1" and info["JobState"] == "PENDING"
     c.run("scancel", str(job))
+    subprocess_kill(os.path.join(c.home, "spool"))  # the killed daemon's orphan (its next start would)
 
 
 def subprocess_kill(marker):
