@@ -355,7 +355,7 @@ def _accounting_fields(access, prev, clock=None):
     out = []
     accounts = access.accounts()
     if accounts:
-        chosen = prev.get("account") or access.default_account
+        chosen = prev.get("account") if prev.get("account") in accounts else (access.default_account or accounts[0])
         opts = "".join(f'<option value="{e(a)}"{" selected" if a == chosen else ""}>'
                        f'{e(a)}{" (default)" if a == access.default_account else ""}</option>' for a in accounts)
         out.append('<label class="form-label" for="bh-account">Account</label>'
@@ -367,7 +367,7 @@ def _accounting_fields(access, prev, clock=None):
                     qos_names.append(q)
         if qos_names:
             default = access.default_qos(chosen)
-            picked = prev.get("qos") or ""
+            picked = prev.get("qos") if prev.get("qos") in qos_names else ""
             opts = [f'<option value=""{"" if picked else " selected"}>default ({e(default)})</option>']
             opts += [f'<option value="{e(q)}"{" selected" if q == picked else ""}>{e(q)}</option>'
                      for q in qos_names]
@@ -376,7 +376,7 @@ def _accounting_fields(access, prev, clock=None):
     resvs = access.reservations()
     if resvs:
         fmt = clock or (lambda t: str(int(t)))
-        picked = prev.get("reservation") or ""
+        picked = prev.get("reservation") if prev.get("reservation") in {r["name"] for r in resvs} else ""
         opts = [f'<option value=""{"" if picked else " selected"}>(none)</option>']
         for r in resvs:
             when = (f"active until {fmt(r['end_time'])}" if r.get("start_time", 0) <= access.now
