@@ -290,12 +290,12 @@ class QueueSpawner(Spawner):
     async def _access(self):
         """The user's accounts, QOS and reservations (:class:`spawner.access.Access`).
 
-        Looked up by the hub user name: in multi-user mode that is the Unix account the
-        controller checks; in single-account mode the hub applies the same rules itself
-        (the controller only sees the service account). Reservation Groups= match the
-        user's Unix groups in multi-user mode, their hub groups otherwise.
+        For the identity the controller checks: in multi-user mode the user's Unix
+        account and groups; in single-account mode every job is the service account's,
+        so its associations and reservations are what a hub user may use (profile
+        ``users``/``groups`` then decide which hub users see which choice).
         """
-        name = self.user.name
+        name, groups = self._accounting_identity()
         addr = self.controller_address
         try:
             assocs = await call(addr, "associations", users=[name])
@@ -308,9 +308,27 @@ class QueueSpawner(Spawner):
         except ClientError as e:  # a controller without accounting: profiles only
             self.log.warning("%s: no accounting data (%s); accounts come from profiles only", self._log_name, e)
             return None
-        groups = self._unix_groups() if self._mode() == "multi" else self._hub_groups()
         return Access(name, associations=assocs, user_record=users[0] if users else None, qos=qos,
                       reservations=reservations, enforce=enforce, groups=groups or [])
+
+    def _accounting_identity(self):
+        """(Unix user, its groups) the controller checks the server job's account, QOS and
+        reservation against."""
+        if self._mode() == "multi":
+            return self.user.name, self._unix_groups()
+        import grp
+        pw = pwd.getpwuid(os.getuid())
+        try:
+            gids = os.getgrouplist(pw.pw_name, pw.pw_gid)
+        except OSError:
+            gids = [pw.pw_gid]
+        names = []
+        for gid in gids:
+            try:
+                names.append(grp.getgrgid(gid).gr_name)
+            except KeyError:
+                pass
+        return pw.pw_name, names
 
     def _unix_groups(self):
         """The user's Unix groups in multi-user mode; None (unchecked) in single-account mode."""
