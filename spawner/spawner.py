@@ -79,8 +79,12 @@ class QueueSpawner(Spawner):
         help="""Admin-defined choices shown on the spawn form. Each profile is a dict:
         name (id), display_name, partition, cpus, memory ("2G"), gpus, time ("2:00:00" or
         minutes), and optionally account, qos, reservation, sbatch_args (extra sbatch options)
-        and users / groups (hub user and group names allowed to pick it; empty = everyone).
-        Accounts, QOS and reservations reach the queue only through profiles.""",
+        and users / groups (hub user and group names allowed to pick it; empty = everyone),
+        e.g. {"name": "class101", "display_name": "Class 101 (reservation)", "cpus": 1,
+        "memory": "2G", "time": 90, "reservation": "class101", "groups": ["class101"]}.
+        A profile whose account, QOS or reservation the user may not use (sacctmgr
+        associations, the reservation's Users/Groups/Accounts) is shown disabled with why.
+        Custom requests may pick only the user's own accounts, QOS and reservations.""",
     ).tag(config=True)
 
     @default("profiles")
