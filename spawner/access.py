@@ -109,11 +109,14 @@ class Access:
             return False
         return not _listed(part.get("deny_accounts"), account)
 
-    def check(self, part, *, account="", qos="", reservation="", minutes=None, chosen_by_user=True):
+    def check(self, part, *, account="", qos="", reservation="", minutes=None, chosen_by_user=True,
+              partitions=()):
         """Check a request's account, QOS, reservation and time against ``part`` (a partition dict).
 
         Returns (account, qos, reservation dict or None) with the defaults the
         controller would fill in; raises :class:`AccessError` with the reason.
+        ``partitions``: the partitions the user may use, to suggest one that holds
+        the reservation's nodes.
         """
         pname = part["name"]
         mine = self.accounts()
@@ -151,7 +154,7 @@ class Access:
                                   f"(you asked for {_minutes_text(minutes)}).")
         resv = None
         if reservation:
-            resv = self.reservation_check(reservation, account, part)
+            resv = self.reservation_check(reservation, account, part, partitions)
         return account, qos, resv
 
     # -- reservations -------------------------------------------------------------------------
@@ -166,7 +169,7 @@ class Access:
                        if r.get("end_time", 0) > self.now and self.admitted(r, account)),
                       key=lambda r: (r.get("start_time") or 0, r["name"]))
 
-    def reservation_check(self, name, account, part):
+    def reservation_check(self, name, account, part, partitions=()):
         resv = next((r for r in self.all_reservations if r["name"] == name), None)
         if resv is None:
             raise AccessError(f"There is no reservation {name!r} on this cluster.")
@@ -176,7 +179,10 @@ class Access:
             raise AccessError(f"You are not admitted to reservation {name}"
                               + (f" with account {account}" if account and resv.get("accounts") else "") + ".")
         if resv.get("nodes") and not set(resv["nodes"]) & set(part.get("nodes") or []):
+            fits = [p["name"] for p in partitions if set(resv["nodes"]) & set(p.get("nodes") or [])]
+            if resv.get("partition") and resv["partition"] not in fits:
+                fits.insert(0, resv["partition"])
             raise AccessError(f"Reservation {name} is on nodes {resv.get('nodelist') or ','.join(resv['nodes'])}, "
                               f"none of them in partition {part['name']}"
-                              + (f"; choose partition {resv['partition']}." if resv.get("partition") else "."))
+                              + (f"; choose partition {' or '.join(fits)}." if fits else "."))
         return resv

@@ -267,7 +267,8 @@ def resolve(user_options, *, profiles, usable, allow_custom, user_name, hub_grou
     if access is not None:
         try:
             access.check(part, account=account, qos=qos, reservation=resv_name, minutes=minutes,
-                         chosen_by_user=(name == CUSTOM))
+                         chosen_by_user=(name == CUSTOM),
+                         partitions=[u["partition"] for u in usable.values()])
         except AccessError as e:
             raise OptionsError(f"Profile {name!r}: {e}" if name != CUSTOM else str(e)) from None
     return Request(profile=name, partition=pname, cpus=cpus, memory_mb=memory, gpus=gpus,

@@ -146,7 +146,7 @@ def test_custom_request_may_name_the_users_account_qos_and_admitted_reservation(
     ({"reservation": "staffonly"}, "You are not admitted to reservation staffonly."),
     ({"reservation": "old"}, "Reservation old has ended."),
     ({"reservation": "nosuch"}, "There is no reservation 'nosuch'"),
-    ({"reservation": "class101", "partition": "gpu"}, "Reservation class101 is on nodes n1, none of them in partition gpu"),
+    ({"reservation": "class101", "partition": "gpu"}, "Reservation class101 is on nodes n1, none of them in partition gpu; choose partition debug or staff."),
     ({"qos": "high", "time": "50"}, "QOS high allows at most 45 min per job (you asked for 50 min)."),
     ({"account": "theory", "time": "40"}, "Account theory allows at most 30 min per job (you asked for 40 min)."),
 ])
