@@ -212,7 +212,7 @@ def resolve(user_options, *, profiles, usable, allow_custom, user_name, hub_grou
     opts = dict(user_options or {})
     allowed = [p for p in profiles if profile_allowed(p, user_name, hub_groups)]
     name = str(_first(opts.get("profile", "")) or "").strip()
-    has_custom_fields = any(k in opts for k in ("partition", "cpus", "memory", "gpus", "time"))
+    has_custom_fields = any(k in opts for k in CUSTOM_FIELDS)
     if not name:
         name = CUSTOM if has_custom_fields else (default_profile or (allowed[0]["name"] if allowed else CUSTOM))
     for key in ("account", "qos", "reservation"):
