@@ -106,6 +106,10 @@ else:
 c.JupyterHub.spawner_class = "batchhub"
 c.Spawner.default_url = "/lab"
 c.QueueSpawner.controller_address = layout.socket
+# Profiles (site config via BATCHHUB_HUB_EXTRA_CONFIG) may name an account, QOS and
+# reservation; the form offers each user only what sacctmgr and the reservation admit, e.g.
+#   c.QueueSpawner.profiles = [..., {"name": "class101", "display_name": "Class 101 (reservation)",
+#       "cpus": 1, "memory": "2G", "time": 90, "reservation": "class101", "groups": ["class101"]}]
 
 # -- services ------------------------------------------------------------------------------------------
 services, roles = [], []

@@ -31,8 +31,10 @@ async def extend_time(address, job_id, minutes):
 
     Returns ``(ok, message, new_limit_minutes)``. The controller lets only admins
     raise a limit; the hub is one, so it first asks the controller's planner
-    whether the extension stays within the partition's MaxTime and delays no
-    other job's planned start, and says why not otherwise.
+    whether the extension stays within the partition's MaxTime and the QOS /
+    association MaxWall, runs into no reservation on the job's nodes (nor past its
+    own reservation's end) and delays no other job's planned start, and says why
+    not otherwise.
     """
     if not job_id:
         return False, "This server has no job.", None

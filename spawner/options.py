@@ -8,8 +8,12 @@ profiles the user may use and the partitions as the controller reports them
 *now*, and returns a :class:`Request` - or raises :class:`OptionsError` with a
 sentence the user can act on. Nothing unchecked ever reaches the queue.
 
-Accounts, QOS and reservations come only from profiles: a user cannot type
-their way into a reservation or account that no profile grants them.
+Accounts, QOS and reservations: with the user's :class:`spawner.access.Access`
+(their sacctmgr associations, the QOS, the reservations), a custom request may
+also name ``account``, ``qos`` and ``reservation`` - chosen from what the form
+offers, and refused with the reason otherwise. Without it (no accounting data)
+they come only from profiles: a user cannot type their way into a reservation
+or account that no profile grants them.
 """
 
 import html
@@ -18,6 +22,8 @@ from dataclasses import dataclass, field
 from tornado import web
 
 from batch_backend import timespec
+
+from .access import AccessError
 
 CUSTOM = "custom"
 
@@ -93,12 +99,14 @@ def gpu_count(gres):
 
 
 # -- partitions the user may use -------------------------------------------------------
-def usable_partitions(partitions, nodes, user_groups=None):
+def usable_partitions(partitions, nodes, user_groups=None, accounts=None):
     """Partitions a user may submit to, each with its per-node limits.
 
     Returns ``{name: {"partition": p, "max_cpus", "max_memory", "max_gpus"}}``;
     hidden, root-only, down and group-restricted partitions are left out.
-    ``user_groups`` None means "not checked" (single-account mode).
+    ``user_groups`` None means "not checked" (single-account mode); ``accounts`` (the
+    user's accounts, None = not known) leaves out partitions whose AllowAccounts /
+    DenyAccounts admit none of them.
     """
     by_name = {n["name"]: n for n in nodes}
     out = {}
@@ -107,6 +115,8 @@ def usable_partitions(partitions, nodes, user_groups=None):
             continue
         allow = p.get("allow_groups") or "ALL"
         if allow != "ALL" and user_groups is not None and not set(allow.split(",")) & set(user_groups):
+            continue
+        if accounts and not any(_account_admitted(p, a) for a in accounts):
             continue
         members = [by_name[n] for n in p.get("nodes", []) if n in by_name]
         if not members:
@@ -118,6 +128,12 @@ def usable_partitions(partitions, nodes, user_groups=None):
             "max_gpus": max(gpu_count(n.get("gres")) for n in members),
         }
     return out
+
+
+def _account_admitted(part, account):
+    listed = lambda value: account in {v.strip() for v in (value or "").split(",") if v.strip()}  # noqa: E731
+    allow = part.get("allow_accounts") or "ALL"
+    return (allow.upper() == "ALL" or listed(allow)) and not listed(part.get("deny_accounts"))
 
 
 def profile_allowed(profile, user_name, hub_groups):
@@ -170,23 +186,39 @@ def _first(value):
 def form_to_options(form_data):
     """Form fields (lists of strings) -> user_options (strings), no checks yet."""
     out = {}
-    for key in ("profile", "partition", "cpus", "memory", "gpus", "time"):
+    for key in ("profile",) + CUSTOM_FIELDS:
         if key in form_data:
             out[key] = str(_first(form_data[key])).strip()
+    if out.get("profile") and out["profile"] != CUSTOM:
+        # the custom fieldset is always posted; a chosen profile ignores it
+        out = {"profile": out["profile"]}
+    for key in ("account", "qos", "reservation"):
+        if key in out and not out[key]:
+            del out[key]  # "(default)" / "(none)" choices
     return out
 
 
-def resolve(user_options, *, profiles, usable, allow_custom, user_name, hub_groups, default_profile=None):
-    """Check ``user_options`` and return the :class:`Request` to submit."""
+#: fields of a custom request (account, qos, reservation need the user's Access)
+CUSTOM_FIELDS = ("partition", "cpus", "memory", "gpus", "time", "account", "qos", "reservation")
+
+
+def resolve(user_options, *, profiles, usable, allow_custom, user_name, hub_groups, default_profile=None,
+            access=None):
+    """Check ``user_options`` and return the :class:`Request` to submit.
+
+    ``access``: the user's :class:`spawner.access.Access` (None: accounts, QOS and
+    reservations only from profiles, unchecked here - the controller still checks).
+    """
     opts = dict(user_options or {})
     allowed = [p for p in profiles if profile_allowed(p, user_name, hub_groups)]
     name = str(_first(opts.get("profile", "")) or "").strip()
-    has_custom_fields = any(k in opts for k in ("partition", "cpus", "memory", "gpus", "time"))
+    has_custom_fields = any(k in opts for k in CUSTOM_FIELDS)
     if not name:
         name = CUSTOM if has_custom_fields else (default_profile or (allowed[0]["name"] if allowed else CUSTOM))
     for key in ("account", "qos", "reservation"):
-        if opts.get(key):
-            raise OptionsError(f"You cannot choose the {key} yourself: pick a profile that includes it.")
+        if opts.get(key) and (access is None or name != CUSTOM):
+            raise OptionsError(f"You cannot choose the {key} yourself: pick a profile that includes it"
+                               + (", or a custom request." if access is not None and allow_custom else "."))
     if name != CUSTOM:
         profile = next((p for p in profiles if p["name"] == name), None)
         if profile is None:
@@ -194,15 +226,21 @@ def resolve(user_options, *, profiles, usable, allow_custom, user_name, hub_grou
                                + ", ".join(p["name"] for p in allowed) + ".")
         if profile not in allowed:
             raise OptionsError(f"You may not use profile {name!r}.")
-        fields = {k: profile.get(k) for k in ("partition", "cpus", "memory", "gpus", "time")}
+        fields = {k: profile.get(k) for k in CUSTOM_FIELDS}
         source = f"profile {name!r}"
     else:
         if not allow_custom:
             raise OptionsError("Custom requests are not enabled on this hub: choose a profile.")
-        fields = {k: _first(opts.get(k)) for k in ("partition", "cpus", "memory", "gpus", "time")}
+        fields = {k: _first(opts.get(k)) for k in CUSTOM_FIELDS}
         profile, source = {}, "your request"
     if not usable:
         raise OptionsError("No partition is available to you on this cluster right now.")
+    resv_name = str(fields.get("reservation") or "").strip()
+    if resv_name and not fields.get("partition") and access is not None:
+        # as sbatch: a job asking for a reservation without a partition takes the reservation's
+        resv = next((r for r in access.all_reservations if r["name"] == resv_name), None)
+        if resv is not None and resv.get("partition") in usable:
+            fields["partition"] = resv["partition"]
     pname = fields.get("partition") or next(
         (n for n, u in usable.items() if u["partition"].get("default")), next(iter(usable)))
     limits = usable.get(pname)
@@ -225,15 +263,28 @@ def resolve(user_options, *, profiles, usable, allow_custom, user_name, hub_grou
     if part.get("max_time") is not None and minutes > part["max_time"]:
         raise OptionsError(f"Partition {pname} allows at most {_minutes_text(part['max_time'])} "
                            f"(you asked for {_minutes_text(minutes)}).")
+    account, qos = str(fields.get("account") or "").strip(), str(fields.get("qos") or "").strip()
+    if access is not None:
+        try:
+            access.check(part, account=account, qos=qos, reservation=resv_name, minutes=minutes,
+                         chosen_by_user=(name == CUSTOM),
+                         partitions=[u["partition"] for u in usable.values()])
+        except AccessError as e:
+            raise OptionsError(f"Profile {name!r}: {e}" if name != CUSTOM else str(e)) from None
     return Request(profile=name, partition=pname, cpus=cpus, memory_mb=memory, gpus=gpus,
-                   time_minutes=minutes, account=profile.get("account") or "",
-                   qos=profile.get("qos") or "", reservation=profile.get("reservation") or "",
+                   time_minutes=minutes, account=account, qos=qos, reservation=resv_name,
                    extra=list(profile.get("sbatch_args") or []))
 
 
 # -- the form -------------------------------------------------------------------------------
-def render_form(*, profiles, usable, allow_custom, user_name, hub_groups, previous=None):
-    """HTML of the spawn form: the allowed profiles, then a custom request within live limits."""
+def render_form(*, profiles, usable, allow_custom, user_name, hub_groups, previous=None, access=None,
+                clock=None):
+    """HTML of the spawn form: the allowed profiles, then a custom request within live limits.
+
+    With ``access``, the custom request also offers the user's accounts and QOS (their
+    defaults preselected) and the reservations they are admitted to; profiles naming an
+    account, QOS or reservation they may not use are shown disabled, with why.
+    """
     e = html.escape
     prev = previous or {}
     allowed = [p for p in profiles if profile_allowed(p, user_name, hub_groups)]
@@ -241,7 +292,7 @@ def render_form(*, profiles, usable, allow_custom, user_name, hub_groups, previo
     for p in allowed:
         try:
             resolve({"profile": p["name"]}, profiles=profiles, usable=usable, allow_custom=allow_custom,
-                    user_name=user_name, hub_groups=hub_groups)
+                    user_name=user_name, hub_groups=hub_groups, access=access)
         except OptionsError as err:
             problems[p["name"]] = err.message
     fitting = [p["name"] for p in allowed if p["name"] not in problems]
@@ -290,9 +341,50 @@ def render_form(*, profiles, usable, allow_custom, user_name, hub_groups, previo
             + f'<label class="form-label" for="bh-time">Time limit (minutes, or H:MM:SS)</label>'
             f'<input class="form-control" type="text" name="time" id="bh-time" '
             f'value="{e(str(prev.get("time", "60")))}">'
-            '</fieldset>')
+            + (_accounting_fields(access, prev, clock) if access is not None else "")
+            + '</fieldset>')
     if not rows and not custom:
         return ('<p class="text-danger">No profile or partition is available to you on this cluster '
                 'right now. Ask your administrator.</p>')
     return ('<div class="batchhub-options"><p>Your server runs as a job on the cluster. '
             'Choose what it needs:</p>' + "".join(rows) + custom + "</div>")
+
+
+def _accounting_fields(access, prev, clock=None):
+    """Account, QOS and reservation selects of the custom request (only what the user may use)."""
+    e = html.escape
+    out = []
+    accounts = access.accounts()
+    if accounts:
+        chosen = prev.get("account") if prev.get("account") in accounts else (access.default_account or accounts[0])
+        opts = "".join(f'<option value="{e(a)}"{" selected" if a == chosen else ""}>'
+                       f'{e(a)}{" (default)" if a == access.default_account else ""}</option>' for a in accounts)
+        out.append('<label class="form-label" for="bh-account">Account</label>'
+                   f'<select class="form-select" name="account" id="bh-account">{opts}</select>')
+        qos_names = []
+        for a in accounts:
+            for q in access.allowed_qos(a):
+                if q not in qos_names:
+                    qos_names.append(q)
+        if qos_names:
+            default = access.default_qos(chosen)
+            picked = prev.get("qos") if prev.get("qos") in qos_names else ""
+            opts = [f'<option value=""{"" if picked else " selected"}>default ({e(default)})</option>']
+            opts += [f'<option value="{e(q)}"{" selected" if q == picked else ""}>{e(q)}</option>'
+                     for q in qos_names]
+            out.append('<label class="form-label" for="bh-qos">QOS</label>'
+                       f'<select class="form-select" name="qos" id="bh-qos">{"".join(opts)}</select>')
+    resvs = access.reservations()
+    if resvs:
+        fmt = clock or (lambda t: str(int(t)))
+        picked = prev.get("reservation") if prev.get("reservation") in {r["name"] for r in resvs} else ""
+        opts = [f'<option value=""{"" if picked else " selected"}>(none)</option>']
+        for r in resvs:
+            when = (f"active until {fmt(r['end_time'])}" if r.get("start_time", 0) <= access.now
+                    else f"from {fmt(r['start_time'])} to {fmt(r['end_time'])}")
+            label = f"{r['name']}: {when} on {r.get('nodelist') or ','.join(r.get('nodes') or [])}"
+            opts.append(f'<option value="{e(r["name"])}"{" selected" if r["name"] == picked else ""}>'
+                        f'{e(label)}</option>')
+        out.append('<label class="form-label" for="bh-reservation">Reservation</label>'
+                   f'<select class="form-select" name="reservation" id="bh-reservation">{"".join(opts)}</select>')
+    return "".join(out)

@@ -24,20 +24,36 @@ PENDING_REASONS = {
     "PartitionInactive": "partition {partition} is inactive",
     "ReqNodeNotAvail": "the nodes it needs are unavailable (down, drained or reserved)",
     "NodeDown": "a node it needs is down",
-    "Reservation": "waiting for reservation {reservation}{begin}",
+    "Reservation": "waiting for reservation {reservation}{resv_start}",
     "JobArrayTaskLimit": "waiting for other tasks of its array to finish",
-    "QOSMaxJobsPerUserLimit": "you already run as many jobs as your QOS allows",
-    "AssocMaxJobsLimit": "your account already runs as many jobs as it may",
-    "QOSMaxCpuPerUserLimit": "you already use as many CPUs as your QOS allows",
-    "AssocGrpCpuLimit": "your account's group already uses all the CPUs it may",
-    "AssocGrpMemLimit": "your account's group already uses all the memory it may",
-    "AssocGrpGRES": "your account's group already uses all the GPUs it may",
-    "AssocGrpJobsLimit": "your account's group already runs as many jobs as it may",
+    # accounting limits (sacctmgr associations and QOS; sched/limits.py gives Slurm's names)
+    "AssocMaxJobsLimit": "your account already runs as many of your jobs as it allows at once",
+    "AssocGrpJobsLimit": "your account (with everyone in it) already runs as many jobs as it may",
+    "AssocGrpCpuLimit": "your account (with everyone in it) already uses all the CPUs it may",
+    "AssocGrpMemLimit": "your account (with everyone in it) already uses all the memory it may",
+    "AssocGrpNodeLimit": "your account (with everyone in it) already uses all the nodes it may",
+    "AssocGrpGRES": "your account (with everyone in it) already uses all the GPUs it may",
+    "AssocMaxCpuPerJobLimit": "it asks for more CPUs than your account allows one job, so it cannot start",
+    "AssocMaxMemPerJob": "it asks for more memory than your account allows one job, so it cannot start",
+    "AssocMaxNodePerJobLimit": "it asks for more nodes than your account allows one job, so it cannot start",
+    "AssocMaxGRESPerJob": "it asks for more GPUs than your account allows one job, so it cannot start",
     "AssocMaxWallDurationPerJobLimit": "its time limit is longer than your account allows, so it cannot start",
-    "QOSMaxWallDurationPerJobLimit": "its time limit is longer than its QOS allows, so it cannot start",
-    "QOSMaxMemoryPerUser": "you already use as much memory as your QOS allows",
-    "QOSMaxGRESPerUser": "you already use as many GPUs as your QOS allows",
-    "QOSGrpCpuLimit": "everyone in its QOS together already uses all the CPUs the QOS may",
+    "QOSMaxJobsPerUserLimit": "you already run as many jobs as QOS {qos} allows one user",
+    "QOSGrpJobsLimit": "everyone in QOS {qos} together already runs as many jobs as it allows",
+    "QOSMaxWallDurationPerJobLimit": "its time limit is longer than QOS {qos} allows, so it cannot start",
+    "QOSMaxCpuPerUserLimit": "you already use as many CPUs as QOS {qos} allows one user",
+    "QOSMaxMemoryPerUser": "you already use as much memory as QOS {qos} allows one user",
+    "QOSMaxNodePerUserLimit": "you already use as many nodes as QOS {qos} allows one user",
+    "QOSMaxGRESPerUser": "you already use as many GPUs as QOS {qos} allows one user",
+    "QOSMaxCpuPerJobLimit": "it asks for more CPUs than QOS {qos} allows one job, so it cannot start",
+    "QOSMaxMemoryPerJob": "it asks for more memory than QOS {qos} allows one job, so it cannot start",
+    "QOSMaxNodePerJobLimit": "it asks for more nodes than QOS {qos} allows one job, so it cannot start",
+    "QOSMaxGRESPerJob": "it asks for more GPUs than QOS {qos} allows one job, so it cannot start",
+    "QOSGrpCpuLimit": "everyone in QOS {qos} together already uses all the CPUs it allows",
+    "QOSGrpMemLimit": "everyone in QOS {qos} together already uses all the memory it allows",
+    "QOSGrpNodeLimit": "everyone in QOS {qos} together already uses all the nodes it allows",
+    "QOSGrpGRES": "everyone in QOS {qos} together already uses all the GPUs it allows",
+    "ReservationDeleted": "its reservation was deleted, so it is held (ask to release it)",
     "AccountNotAllowed": "partition {partition} does not admit its account",
     "QOSNotAllowed": "partition {partition} does not admit its QOS",
     "Licenses": "waiting for licenses",
@@ -82,8 +98,12 @@ def duration(seconds):
     return f"{seconds // 86400} days"
 
 
-def reason_text(job, now=None):
-    """The pending reason of ``job`` in plain words."""
+def reason_text(job, now=None, reservation_start=None):
+    """The pending reason of ``job`` in plain words.
+
+    ``reservation_start``: start of the job's reservation (epoch), for reason
+    ``Reservation`` - the job dict does not carry it, the spawner looks it up.
+    """
     reason = job.get("reason") or "None"
     template = PENDING_REASONS.get(reason)
     if template is None:
@@ -92,18 +112,19 @@ def reason_text(job, now=None):
     when = job.get("begin_time") or (job.get("start_time") if job.get("start_estimated") else None)
     if when:
         begin = f" at {clock(when, now)}"
-    return template.format(partition=job.get("partition", "?"), begin=begin,
-                           reservation=job.get("reservation") or "?")
+    resv_start = f", starting at {clock(reservation_start, now)}" if reservation_start else begin
+    return template.format(partition=job.get("partition", "?"), begin=begin, resv_start=resv_start,
+                           reservation=job.get("reservation") or "?", qos=job.get("qos") or "?")
 
 
-def pending_text(job, position=None, now=None):
+def pending_text(job, position=None, now=None, reservation_start=None):
     """One sentence about a pending job: position, reason, estimated start."""
     now = time.time() if now is None else now
     parts = [f"Job {job['job_id']} is queued in partition {job.get('partition', '?')}"]
     if position:
         pos, total = position
         parts[0] += f", position {pos} of {total}"
-    parts.append(reason_text(job, now))
+    parts.append(reason_text(job, now, reservation_start))
     text = "; ".join(parts)
     if job.get("start_estimated") and job.get("start_time"):
         start = job["start_time"]

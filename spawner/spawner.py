@@ -40,6 +40,7 @@ from batch_backend.model import ACTIVE_STATES
 from . import api  # noqa: F401  (registers the hub endpoints)
 from . import jobops
 from . import options as opts
+from .access import Access
 from .reasons import clock, duration, end_text, pending_text
 from .watcher import JobWatcher, call
 
@@ -78,8 +79,12 @@ class QueueSpawner(Spawner):
         help="""Admin-defined choices shown on the spawn form. Each profile is a dict:
         name (id), display_name, partition, cpus, memory ("2G"), gpus, time ("2:00:00" or
         minutes), and optionally account, qos, reservation, sbatch_args (extra sbatch options)
-        and users / groups (hub user and group names allowed to pick it; empty = everyone).
-        Accounts, QOS and reservations reach the queue only through profiles.""",
+        and users / groups (hub user and group names allowed to pick it; empty = everyone),
+        e.g. {"name": "class101", "display_name": "Class 101 (reservation)", "cpus": 1,
+        "memory": "2G", "time": 90, "reservation": "class101", "groups": ["class101"]}.
+        A profile whose account, QOS or reservation the user may not use (sacctmgr
+        associations, the reservation's Users/Groups/Accounts) is shown disabled with why.
+        Custom requests may pick only the user's own accounts, QOS and reservations.""",
     ).tag(config=True)
 
     @default("profiles")
@@ -209,6 +214,7 @@ class QueueSpawner(Spawner):
     _end_message = Unicode("")
     _request = Any()
     _followed = Unicode("")
+    _resv_starts = Dict()
 
     @default("_event_signal")
     def _default_event_signal(self):
@@ -278,9 +284,55 @@ class QueueSpawner(Spawner):
 
     # -- options -------------------------------------------------------------------------------------
     async def _live_limits(self):
+        """(usable partitions, Access) as the controller reports them now."""
         partitions = await call(self.controller_address, "partitions")
         nodes = await call(self.controller_address, "nodes")
-        return opts.usable_partitions(partitions, nodes, self._unix_groups())
+        access = await self._access()
+        accounts = access.accounts() if access is not None else None
+        return opts.usable_partitions(partitions, nodes, self._unix_groups(), accounts), access
+
+    async def _access(self):
+        """The user's accounts, QOS and reservations (:class:`spawner.access.Access`).
+
+        For the identity the controller checks: in multi-user mode the user's Unix
+        account and groups; in single-account mode every job is the service account's,
+        so its associations and reservations are what a hub user may use (profile
+        ``users``/``groups`` then decide which hub users see which choice).
+        """
+        name, groups = self._accounting_identity()
+        addr = self.controller_address
+        try:
+            assocs = await call(addr, "associations", users=[name])
+            users = await call(addr, "users", [name])
+            qos = await call(addr, "qos")
+            reservations = await call(addr, "reservations")
+            enforce = (await call(addr, "association_tree")).get("enforce") or []
+        except ControllerUnreachable:
+            raise
+        except ClientError as e:  # a controller without accounting: profiles only
+            self.log.warning("%s: no accounting data (%s); accounts come from profiles only", self._log_name, e)
+            return None
+        return Access(name, associations=assocs, user_record=users[0] if users else None, qos=qos,
+                      reservations=reservations, enforce=enforce, groups=groups or [])
+
+    def _accounting_identity(self):
+        """(Unix user, its groups) the controller checks the server job's account, QOS and
+        reservation against."""
+        if self._mode() == "multi":
+            return self.user.name, self._unix_groups()
+        import grp
+        pw = pwd.getpwuid(os.getuid())
+        try:
+            gids = os.getgrouplist(pw.pw_name, pw.pw_gid)
+        except OSError:
+            gids = [pw.pw_gid]
+        names = []
+        for gid in gids:
+            try:
+                names.append(grp.getgrgid(gid).gr_name)
+            except KeyError:
+                pass
+        return pw.pw_name, names
 
     def _unix_groups(self):
         """The user's Unix groups in multi-user mode; None (unchecked) in single-account mode."""
@@ -299,7 +351,7 @@ class QueueSpawner(Spawner):
 
     async def _render_options_form(self, spawner):
         try:
-            usable = await self._live_limits()
+            usable, access = await self._live_limits()
         except ControllerUnreachable:
             return ('<p class="text-warning">The cluster controller is not answering right now; '
                     'the default profile will be used.</p>')
@@ -308,8 +360,9 @@ class QueueSpawner(Spawner):
             import html
             notice = f'<div class="alert alert-warning">{html.escape(self._end_message)}</div>'
         return notice + opts.render_form(profiles=self.profiles, usable=usable, allow_custom=self.allow_custom,
-                                user_name=self.user.name, hub_groups=self._hub_groups(),
-                                previous=self.orm_spawner.user_options if self.orm_spawner else None)
+                                user_name=self.user.name, hub_groups=self._hub_groups(), access=access,
+                                previous=self.orm_spawner.user_options if self.orm_spawner else None,
+                                clock=clock)
 
     @default("options_from_form")
     def _default_options_from_form(self):
@@ -322,13 +375,14 @@ class QueueSpawner(Spawner):
     async def resolve_request(self):
         """The user's options checked against profiles and live limits (OptionsError if bad)."""
         try:
-            usable = await self._live_limits()
+            usable, access = await self._live_limits()
         except ControllerUnreachable as e:
             raise QueueError(f"The cluster controller is not answering ({e}); try again in a moment.",
                              status=503) from None
         return opts.resolve(self.user_options, profiles=self.profiles, usable=usable,
                             allow_custom=self.allow_custom, user_name=self.user.name,
-                            hub_groups=self._hub_groups(), default_profile=self.default_profile or None)
+                            hub_groups=self._hub_groups(), default_profile=self.default_profile or None,
+                            access=access)
 
     # -- the job ----------------------------------------------------------------------------------------
     def _mode(self):
@@ -427,6 +481,7 @@ class QueueSpawner(Spawner):
     # -- start --------------------------------------------------------------------------------------------
     async def start(self):
         self._events = []
+        self._resv_starts = {}
         self._end_message = ""
         self._reported = asyncio.Event()
         self.job_host, self.job_port, self.job_node = "", 0, ""
@@ -469,7 +524,9 @@ class QueueSpawner(Spawner):
             elif job is not None:
                 state = job["state"]
                 if state == "PENDING":
-                    self._emit(20, pending_text(job, watcher.positions.get(int(self.job_id))))
+                    resv_start = await self._reservation_start(job)
+                    self._emit(20, pending_text(job, watcher.positions.get(int(self.job_id)),
+                                                reservation_start=resv_start))
                     if now > queue_deadline:
                         await self._cancel_quietly()
                         raise QueueError(
@@ -539,6 +596,19 @@ class QueueSpawner(Spawner):
                                  f"{self.job_host}:{self.job_port} but is not listening after "
                                  f"{duration(self.http_timeout)}. {self._output_tail(job)} The job was cancelled.")
             await asyncio.sleep(0.25)
+
+    async def _reservation_start(self, job):
+        """Start of the reservation a job waits for (reason Reservation), looked up once."""
+        name = job.get("reservation")
+        if job.get("reason") != "Reservation" or not name:
+            return None
+        if name not in self._resv_starts:
+            try:
+                resv = await call(self.controller_address, "reservation", name)
+                self._resv_starts[name] = resv.get("start_time")
+            except ClientError:
+                return None
+        return self._resv_starts[name]
 
     def address_reported(self, job_id, host, port, node=""):
         """Called by the hub API when the job's wrapper reports its address."""

@@ -215,6 +215,19 @@ class AssociationStore:
         """Anything beyond the seeded defaults?"""
         return len(self.accounts) > 1 or len(self.users) > 1 or len(self.qos) > 1
 
+    def max_wall(self, job):
+        """(minutes, "QOS x" / "account y") bounding ``job``'s time limit when limits are
+        enforced: the QOS's MaxWall, else its association's (Slurm's precedence); (None, "")."""
+        if "limits" not in self.enforce:
+            return None, ""
+        q = self.qos.get(job.get("qos") or "") or {}
+        if q.get("max_wall") is not None:
+            return q["max_wall"], f"QOS {job['qos']}"
+        key = self.find_assoc(job.get("account") or "", job["user"], job.get("partition") or "") \
+            if job.get("account") else None
+        wall = self.effective(key, "max_wall") if key else None
+        return (wall, f"account {job['account']}") if wall is not None else (None, "")
+
     # -- submit-time -----------------------------------------------------------------------
     def apply_to_job(self, job, sub, partition, active_jobs):
         """Fill in a new job's account and QOS and check them (Slurm's submit-time checks).

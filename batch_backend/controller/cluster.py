@@ -1086,6 +1086,12 @@ class Cluster:
         if limit is not None and wanted > limit:
             return {"ok": False, "delays": [],
                     "reason": f"partition {job['partition']} allows at most {limit} minutes"}
+        wall, who = self.assoc.max_wall(job)
+        if wall is not None and wanted > wall:
+            return {"ok": False, "delays": [], "reason": f"{who} allows at most {wall} minutes per job"}
+        clash = self.reservations.extension_conflict(job, job["start_time"] + wanted * 60)
+        if clash:
+            return {"ok": False, "delays": [], "reason": clash}
         now = self.now()
 
         def plan(extended):

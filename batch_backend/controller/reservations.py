@@ -482,6 +482,34 @@ class ReservationBook:
     def _pending_in(self, name):
         return any(j.get("reservation") == name for j in self.cluster.pending.values())
 
+    def extension_conflict(self, job, new_end):
+        """Why a running ``job`` may not run on until ``new_end`` (epoch), or None.
+
+        Its own reservation ends it at the window's end (plus ResvOverRun, unless FLEX);
+        any other reservation with a window on its nodes between its current end and
+        ``new_end`` is a promise to someone else (walltime extension, issue #6).
+        """
+        own = self.items.get(job.get("reservation") or "")
+        if own is not None and self.overrun is not None and "FLEX" not in own["flags"]:
+            cap = R.end_of_window(own, self.overrun)
+            if new_end > cap:
+                return f"it runs in reservation {own['name']}, which ends at {_clock(cap)}"
+        current_end = job["start_time"] + (job.get("time_limit") or 0) * 60
+        nodes = set(job.get("nodes") or ())
+        clashes = []
+        for resv in self.items.values():
+            if resv is own or not nodes & set(resv["nodes"]):
+                continue
+            for start, end in R.occurrences(resv, current_end, new_end, limit=64):
+                if start < new_end and end > current_end:
+                    clashes.append((start, resv["name"], sorted(nodes & set(resv["nodes"]))))
+                    break
+        if clashes:
+            start, name, on = min(clashes)
+            return (f"node{'s' if len(on) > 1 else ''} {hostlist.compress(on)} "
+                    f"{'are' if len(on) > 1 else 'is'} reserved for {name} from {_clock(start)}")
+        return None
+
     def job_started(self, job):
         resv = self.items.get(job.get("reservation") or "")
         if resv is not None:
@@ -539,6 +567,12 @@ class ReservationBook:
 
 def _finite(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _clock(epoch):
+    """A time as scontrol prints it (local time)."""
+    import time
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(epoch))
 
 
 def user_groups(user, gid):

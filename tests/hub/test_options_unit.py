@@ -102,3 +102,115 @@ def test_pending_text_says_position_reason_and_estimated_start():
 ])
 def test_end_text_says_why_a_job_is_gone(job, words):
     assert words in end_text(job)
+
+
+# -- accounts, QOS and reservations (spawner.access) ------------------------------------------
+from spawner.access import Access  # noqa: E402
+from spawner.options import form_to_options  # noqa: E402
+
+NOW = 1_800_000_000
+ASSOCS = [{"account": "physics", "user": "ann", "partition": "", "qos": ["normal", "high"],
+           "default_qos": "normal", "max_wall": None},
+          {"account": "theory", "user": "ann", "partition": "", "qos": ["normal"], "default_qos": None,
+           "max_wall": 30}]
+QOS = [{"name": "normal", "max_wall": None}, {"name": "high", "max_wall": 45}, {"name": "vip", "max_wall": None}]
+RESVS = [{"name": "class101", "start_time": NOW + 3600, "end_time": NOW + 7200, "nodes": ["n1"], "nodelist": "n1",
+          "users": [], "groups": ["students"], "accounts": [], "partition": "", "flags": []},
+         {"name": "staffonly", "start_time": NOW - 60, "end_time": NOW + 600, "nodes": ["n2"], "nodelist": "n2",
+          "users": ["carl"], "groups": [], "accounts": [], "partition": "", "flags": []},
+         {"name": "old", "start_time": NOW - 7200, "end_time": NOW - 3600, "nodes": ["n1"], "nodelist": "n1",
+          "users": ["ann"], "groups": [], "accounts": [], "partition": "", "flags": []}]
+
+
+def ann_access(enforce=("associations", "qos", "limits"), groups=("students",)):
+    return Access("ann", associations=ASSOCS, user_record={"default_account": "physics"}, qos=QOS,
+                  reservations=RESVS, enforce=enforce, groups=groups, now=NOW)
+
+
+def resolve_ann(options, access=None, profiles=PROFILES):
+    return resolve(options, profiles=profiles, usable=usable(), allow_custom=True, user_name="ann",
+                   hub_groups=["students"], access=access or ann_access())
+
+
+def test_custom_request_may_name_the_users_account_qos_and_admitted_reservation():
+    r = resolve_ann({"profile": "custom", "account": "physics", "qos": "high", "reservation": "class101",
+                     "time": "40"})
+    assert (r.account, r.qos, r.reservation) == ("physics", "high", "class101")
+    assert "--reservation=class101" in r.sbatch_args() and "--qos=high" in r.sbatch_args()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"account": "chemistry"}, "You may not charge account 'chemistry': your accounts are physics, theory."),
+    ({"account": "theory", "qos": "high"}, "You may not use QOS 'high' with account theory: yours are normal."),
+    ({"qos": "vip"}, "You may not use QOS 'vip' with account physics"),
+    ({"reservation": "staffonly"}, "You are not admitted to reservation staffonly."),
+    ({"reservation": "old"}, "Reservation old has ended."),
+    ({"reservation": "nosuch"}, "There is no reservation 'nosuch'"),
+    ({"reservation": "class101", "partition": "gpu"}, "Reservation class101 is on nodes n1, none of them in partition gpu; choose partition debug or staff."),
+    ({"qos": "high", "time": "50"}, "QOS high allows at most 45 min per job (you asked for 50 min)."),
+    ({"account": "theory", "time": "40"}, "Account theory allows at most 30 min per job (you asked for 40 min)."),
+])
+def test_custom_accounting_choices_the_user_may_not_make_are_refused(options, message):
+    with pytest.raises(OptionsError) as e:
+        resolve_ann(dict(options, profile="custom"))
+    assert message in str(e.value)
+
+
+def test_profile_naming_a_reservation_is_for_its_members_only():
+    profiles = [{"name": "class", "display_name": "Class 101 (reservation)", "cpus": 1, "memory": "1G",
+                 "time": 30, "reservation": "class101"}]
+    assert resolve_ann({"profile": "class"}, profiles=profiles).reservation == "class101"
+    with pytest.raises(OptionsError, match=r"Profile 'class': You are not admitted to reservation class101\."):
+        resolve_ann({"profile": "class"}, access=ann_access(groups=()), profiles=profiles)
+    html = render_form(profiles=profiles, usable=usable(), allow_custom=True, user_name="ann", hub_groups=[],
+                       access=ann_access(groups=()))
+    assert 'value="class" disabled' in html and "not admitted to reservation class101" in html
+
+
+def test_unenforced_accounting_still_lets_admin_profiles_name_any_account():
+    profiles = [{"name": "lab", "cpus": 1, "memory": "1G", "time": 30, "account": "somelab"}]
+    assert resolve_ann({"profile": "lab"}, access=ann_access(enforce=()), profiles=profiles).account == "somelab"
+    with pytest.raises(OptionsError, match="may not charge account 'somelab'"):
+        resolve_ann({"profile": "lab"}, profiles=profiles)  # enforced: the controller would refuse it
+    with pytest.raises(OptionsError, match="may not charge account 'somelab'"):  # a user never types one
+        resolve_ann({"profile": "custom", "account": "somelab"}, access=ann_access(enforce=()))
+
+
+def test_form_offers_the_users_accounts_qos_and_reservations_with_defaults():
+    html = render_form(profiles=[], usable=usable(), allow_custom=True, user_name="ann", hub_groups=[],
+                       access=ann_access(), clock=lambda t: f"T{int(t - NOW)}")
+    assert '<option value="physics" selected>physics (default)</option><option value="theory">' in html
+    assert '<option value="" selected>default (normal)</option><option value="normal">normal</option>' \
+           '<option value="high">high</option>' in html
+    assert "vip" not in html
+    assert '<option value="class101">class101: from T3600 to T7200 on n1</option>' in html
+    assert "staffonly" not in html and "old" not in html
+
+
+def test_form_posting_a_profile_ignores_the_custom_fields():
+    assert form_to_options({"profile": ["small"], "account": ["physics"], "cpus": ["2"]}) == {"profile": "small"}
+    assert form_to_options({"profile": ["custom"], "account": ["physics"], "qos": [""], "reservation": [""]}) == \
+        {"profile": "custom", "account": "physics"}
+
+
+def test_partitions_that_admit_none_of_the_users_accounts_are_left_out():
+    parts = [dict(PARTITIONS[0], allow_accounts="physics"), dict(PARTITIONS[1], allow_accounts="bio")]
+    assert sorted(usable_partitions(parts, NODES, None, ["physics", "theory"])) == ["debug"]
+
+
+@pytest.mark.parametrize("job, reservation_start, words", [
+    ({"job_id": 7, "partition": "debug", "reason": "Reservation", "reservation": "class101"}, NOW + 3600,
+     "waiting for reservation class101, starting at "),
+    ({"job_id": 7, "partition": "debug", "reason": "AssocMaxJobsLimit"}, None,
+     "your account already runs as many of your jobs as it allows at once"),
+    ({"job_id": 7, "partition": "debug", "reason": "QOSMaxJobsPerUserLimit", "qos": "high"}, None,
+     "you already run as many jobs as QOS high allows one user"),
+    ({"job_id": 7, "partition": "debug", "reason": "AssocGrpCpuLimit"}, None,
+     "your account (with everyone in it) already uses all the CPUs it may"),
+])
+def test_reservation_and_accounting_reasons_in_plain_words(job, reservation_start, words):
+    text = pending_text(job, now=NOW, reservation_start=reservation_start)
+    assert words in text, text
+    if reservation_start:
+        import time as _t
+        assert text.endswith(_t.strftime("%H:%M", _t.localtime(reservation_start)) + "."), text
