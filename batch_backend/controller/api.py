@@ -21,6 +21,7 @@ from ..errors import AuthenticationFailed, BatchError, InvalidRequest, NotFound,
 from ..api.openapi import openapi_document
 from ..auth import jwt
 from .identity import Identity, identity_for_uid, peer_credentials
+from .nodes import check_node_events
 
 log = logging.getLogger("batchhub.api")
 audit = logging.getLogger("batchhub.audit")
@@ -107,6 +108,8 @@ class BaseHandler(tornado.web.RequestHandler):
             data = json.loads(self.request.body)
         except (ValueError, UnicodeDecodeError) as e:
             raise InvalidRequest(f"malformed JSON body: {e}") from None
+        except RecursionError:
+            raise InvalidRequest("malformed JSON body: nested too deeply") from None
         if not isinstance(data, dict):
             raise InvalidRequest("request body must be a JSON object")
         return data
@@ -319,8 +322,11 @@ class NodeUpdateHandler(BaseHandler):
         names = b.get("names")
         if isinstance(names, str):
             names = [names]
-        if not isinstance(names, list) or not names:
-            raise InvalidRequest("field 'names' must be a non-empty list")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+            raise InvalidRequest("field 'names' must be a non-empty list of node names")
+        for key in ("state", "reason"):
+            if b.get(key) is not None and not isinstance(b[key], str):
+                raise InvalidRequest(f"field {key!r} must be a string")
         self.reply({"nodes": self.cluster.update_nodes(names, b.get("state"), b.get("reason"), self.caller)})
 
 
@@ -442,12 +448,13 @@ class NodeEventsHandler(NodeDaemonHandler):
     def post(self, name):
         self.check_node()
         events = self.body().get("events", [])
-        if not isinstance(events, list):
-            raise InvalidRequest("field 'events' must be a list")
+        try:
+            check_node_events(events)
+        except ValueError as e:
+            raise InvalidRequest(str(e)) from None
         self.cluster.node_seen(name)
         for ev in events:
-            if isinstance(ev, dict):
-                self.cluster.node_event(name, ev)
+            self.cluster.node_event(name, ev)
         self.reply({"ok": True})
 
 

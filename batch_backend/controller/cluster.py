@@ -19,7 +19,7 @@ from ..model import ACTIVE_STATES, FINAL_STATES
 from ..patterns import expand_output_pattern
 from ..sched import backfill, fifo
 from .dependencies import dependency_state, validate_dependency
-from .jobs import build_job, check_submission, format_array_pending
+from .jobs import build_job, check_job_update, check_submission, format_array_pending
 from .nodes import NodeRecord
 
 log = logging.getLogger("batchhub.controller")
@@ -653,12 +653,25 @@ class Cluster:
         jobs = self.find(id_text)
         if not jobs:
             raise NotFound("Invalid job id specified")
-        allowed = {"time_limit", "partition", "name", "comment", "nice", "num_nodes", "num_tasks",
-                   "mem_per_node", "dependency", "features", "exclude", "begin_time", "priority",
-                   "requeue"}
-        for key in fields:
-            if key not in allowed:
-                raise InvalidRequest(f"Update of {key} is not supported")
+        check_job_update(fields)
+        # all or nothing: a refusal for a later field or array task undoes the earlier ones
+        saved = [(job, dict(job)) for job in jobs]
+        pushes = []
+        try:
+            changed = self._apply_job_update(jobs, fields, caller, pushes)
+        except BaseException:
+            for job, before in saved:
+                job.clear()
+                job.update(before)
+            raise
+        for node, command in pushes:
+            node.push(command)
+        with self.journal.transaction():
+            self._save(*changed)
+        self.request_schedule()
+        return [j["display_id"] for j in changed]
+
+    def _apply_job_update(self, jobs, fields, caller, pushes):
         changed = []
         for job in jobs:
             self._check_owner(job, caller)
@@ -674,9 +687,10 @@ class Cluster:
                     job["time_limit"] = value
                     if job["state"] == "RUNNING":
                         job["end_time"] = None if value is None else job["start_time"] + value * 60
-                        self.nodes[job["batch_host"]].push(
-                            {"type": "time_limit", "job_id": job["job_id"],
-                             "seconds_left": None if value is None else value * 60 - (self.now() - job["start_time"])})
+                        pushes.append((self.nodes[job["batch_host"]],
+                                       {"type": "time_limit", "job_id": job["job_id"],
+                                        "seconds_left": None if value is None
+                                        else value * 60 - (self.now() - job["start_time"])}))
                 elif key == "priority":
                     if not caller.admin:
                         raise PermissionDenied("Access/permission denied: only an administrator may set the priority")
@@ -720,10 +734,7 @@ class Cluster:
                     elif key == "exclude":
                         job["exclude"] = value or ""
             changed.append(job)
-        with self.journal.transaction():
-            self._save(*changed)
-        self.request_schedule()
-        return [j["display_id"] for j in changed]
+        return changed
 
     # -- nodes -------------------------------------------------------------------------------
     def update_nodes(self, names, state, reason, caller):
@@ -731,7 +742,11 @@ class Cluster:
             raise PermissionDenied("Access/permission denied: only an administrator may change node state")
         nodes = []
         for expr in names:
-            for name in hostlist.expand(expr):
+            try:
+                expanded = hostlist.expand(expr)
+            except ValueError as e:
+                raise InvalidRequest(f"Invalid node name specified: {e}") from None
+            for name in expanded:
                 if name not in self.nodes:
                     raise NotFound(f"Node {name} not found")
                 nodes.append(self.nodes[name])
