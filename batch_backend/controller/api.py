@@ -318,6 +318,8 @@ class NodesHandler(BaseHandler):
 
 class NodeUpdateHandler(BaseHandler):
     def post(self):
+        if not self.caller.admin:  # before looking at the body: a non-admin learns nothing from it
+            raise PermissionDenied("Access/permission denied: only an administrator may change node state")
         b = self.body()
         names = b.get("names")
         if isinstance(names, str):
