@@ -131,8 +131,19 @@ def check_submission(sub):
     env = sub.get("environment", {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise InvalidRequest("field 'environment' must map names to strings")
+    for k, v in env.items():
+        # what execve() cannot pass: the job would fail at launch for a reason nobody sees
+        if not k or "=" in k or "\0" in k or "\0" in v:
+            raise InvalidRequest(f"Invalid environment variable name or value: {k[:60]!r}")
     if not all(isinstance(a, str) for a in sub.get("script_args", [])):
         raise InvalidRequest("field 'script_args' must be a list of strings")
+    for key, value in sub.items():
+        if key != "script" and isinstance(value, str):
+            _check_text(key, value)
+    for arg in sub.get("script_args", []):
+        _check_text("script_args", arg)
+    if "\0" in sub["script"]:
+        raise InvalidRequest("The Slurm controller does not allow scripts that contain a NULL character '\\0'.")
     for key in ("num_nodes", "num_tasks", "ntasks_per_node", "cpus_per_task", "mem_per_node", "mem_per_cpu"):
         v = sub.get(key)
         if v is not None and (v < (0 if key.startswith("mem") else 1) or v > MAX_COUNT):

@@ -22,11 +22,13 @@ import json
 import math
 import os
 import socket
+import time
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from batch_backend.model import FINAL_STATES
 from cluster_support import LiveCluster
 
 EXAMPLES = int(os.environ.get("BATCHHUB_FUZZ_EXAMPLES", 60))
@@ -308,6 +310,11 @@ def test_fuzzed_query_strings_never_500(live, path, query):
     ("POST", "/v1/jobs", {"script": "#!/bin/sh\n", "hold": True, "begin_time": float("nan")}),
     ("POST", "/v1/jobs", {"script": "#!/bin/sh\n", "hold": True, "time_limit": 10**12}),
     ("POST", "/v1/jobs", {"script": "#!/bin/sh\n", "hold": True, "nice": 2**40}),
+    ("POST", "/v1/jobs", {"script": "#!/bin/sh\n", "hold": True, "name": "a\0b"}),  # launch would fail unseen
+    ("POST", "/v1/jobs", {"script": "#!/bin/sh\n", "hold": True, "environment": {"": "x"}}),
+    ("POST", "/v1/jobs", {"script": "#!/bin/sh\n", "hold": True, "environment": {"A=B": "x"}}),
+    ("POST", "/v1/jobs", {"script": "#!/bin/sh\n", "hold": True, "environment": {"A": "x\0y"}}),
+    ("POST", "/v1/jobs", {"script": "#!/bin/sh\n\0", "hold": True}),
     ("POST", "/v1/nodes/update", {"names": ""}),                            # hostlist ValueError
     ("POST", "/v1/nodes/update", {"names": ["n[1-"], "state": "DRAIN", "reason": "x"}),
     ("POST", "/v1/nodes/update", {"names": ["n1"], "state": 5}),
@@ -333,6 +340,58 @@ def test_job_update_refused_half_way_changes_nothing(live):
         assert shown["job"]["comment"] == "" and shown["job"]["partition"] == "debug"
     finally:
         live.run("scancel", str(job_id))
+
+
+def _file_name(text):
+    """An output name that stays inside the job's directory (the fuzz runs as root)."""
+    name = text.replace("/", "_").replace("\0", "_").replace("..", "_")
+    return name if name.strip(".") else "x"
+
+
+@st.composite
+def runnable_submissions(draw, base):
+    workdir = os.path.join(base, draw(st.sampled_from(["", "a b", "missing/deeper", "é١"])))
+    sub = {
+        "script": "#!/bin/sh\n" + draw(st.sampled_from(["true", "exit 3", 'echo "$SLURM_JOB_NAME"', "kill -9 $$",
+                                                        "sleep 0.2", "cat", "env"])) + "\n",
+        "name": draw(ODD_TEXT), "workdir": workdir, "time_limit": 1, "hold": False, "requeue": False,
+        "environment": draw(st.dictionaries(st.one_of(st.sampled_from(["", "=", "A=B", "PATH", "SLURM_JOB_ID",
+                                                                      "LD_PRELOAD", "a\nb"]), ODD_TEXT),
+                                            ODD_TEXT, max_size=3)),
+        "stdout": draw(st.one_of(st.just(""), st.just("%j-%x-%N-%u-%a.out"), ODD_TEXT.map(_file_name))),
+        "stderr": draw(st.one_of(st.just(""), ODD_TEXT.map(_file_name))),
+        "stdin": draw(st.sampled_from(["", "/dev/null", os.path.join(base, "nonexistent")])),
+        "signal": draw(st.sampled_from(["", "USR1@1", "B:TERM@5"])),
+        "open_mode": draw(st.sampled_from(["", "append", "truncate"])),
+        "export": draw(st.sampled_from(["ALL", "NONE", "ALL,X=1"])),
+        "comment": draw(ODD_TEXT), "nice": draw(st.integers(-5, 5)),
+    }
+    return sub
+
+
+@settings(max_examples=max(5, EXAMPLES // 4), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_jobs_that_run_end_in_a_final_state_and_the_node_daemons_survive(live, data):
+    """Odd names, environments, output names and working directories reach the node daemon for real."""
+    base = live.path("runfuzz")
+    os.makedirs(base, exist_ok=True)
+    body = data.draw(runnable_submissions(base))
+    status, answer = send_checked(live, "POST", "/v1/jobs", body)
+    event("accepted" if status == 201 else f"rejected {status}")
+    if status != 201:
+        return
+    job_id = answer["job_id"]
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        status, shown = live.api.request("GET", f"/v1/jobs/{job_id}")
+        if shown["job"]["state"] in FINAL_STATES:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"job {job_id} never ended: {shown['job']['state']} {shown['job']['reason']}")
+    for n in live.run("sinfo", "-h", "-N", "-o", "%t").stdout.split():
+        assert n in ("idle", "mix", "alloc"), n
 
 
 def test_controller_and_nodes_survive_the_fuzz_and_accepted_jobs_print(live):
