@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from batch_backend.model import FINAL_STATES
-from cluster_support import LiveCluster
+from cluster_support import TEST_CONF, LiveCluster
 
 EXAMPLES = int(os.environ.get("BATCHHUB_FUZZ_EXAMPLES", 60))
 LIVE = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
@@ -42,17 +42,20 @@ VOLATILE_NODE = {"last_seen", "cpu_load", "free_memory_mb", "boot_time", "last_b
 
 # -- the cluster and a raw HTTP client on its socket ---------------------------------------
 class RawAPI:
-    """Raw HTTP on the Unix socket: the body is sent exactly as given (no client-side checks)."""
+    """Raw HTTP on the Unix socket (or TCP with a token): the body is sent exactly as given."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path, *, port=None, token=None):
+        self.path, self.port, self.token = path, port, token
 
     def request(self, method, url, body=None):
-        conn = http.client.HTTPConnection("localhost", timeout=30)
-        conn.sock = socket.socket(socket.AF_UNIX)
-        conn.sock.settimeout(30)
-        conn.sock.connect(self.path)
-        headers = {}
+        if self.port:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        else:
+            conn = http.client.HTTPConnection("localhost", timeout=30)
+            conn.sock = socket.socket(socket.AF_UNIX)
+            conn.sock.settimeout(30)
+            conn.sock.connect(self.path)
+        headers = {"Authorization": "Bearer " + self.token} if self.token else {}
         if body is not None:
             if not isinstance(body, (bytes, str)):
                 body = json.dumps(body, allow_nan=True)
@@ -72,10 +75,18 @@ class RawAPI:
         return r.status, answer
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    c = LiveCluster(tmp_path_factory.mktemp("fuzz"))
+    port = free_port()
+    c = LiveCluster(tmp_path_factory.mktemp("fuzz"), TEST_CONF + f"BatchHubTCPAddress=127.0.0.1:{port}\n")
     c.up()
+    c.port = port
     api = RawAPI(c.socket)
     # a few held jobs that every rejected request must leave exactly as they are
     held = [c.sbatch("--hold", "-J", f"anchor{i}", "--wrap", "true") for i in range(2)]
@@ -340,6 +351,37 @@ def test_job_update_refused_half_way_changes_nothing(live):
         assert shown["job"]["comment"] == "" and shown["job"]["partition"] == "debug"
     finally:
         live.run("scancel", str(job_id))
+
+
+@pytest.fixture(scope="module")
+def stranger(live):
+    """The API as 'nobody' (a plain user) over TCP: root's anchor jobs are not theirs."""
+    if os.getuid() != 0:
+        pytest.skip("root mints a token for another user")
+    r = live.run("scontrol", "token", "username=nobody")
+    assert r.returncode == 0, r.stderr
+    return RawAPI(None, port=live.port, token=r.stdout.strip().partition("=")[2])
+
+
+@LIVE
+@given(which=st.integers(0, 2),
+       action=st.sampled_from(["update", "hold", "uhold", "release", "requeue", "requeuehold", "suspend", "resume",
+                               "top", "steps", "complete", "cancel", "signal"]),
+       fields=st.dictionaries(st.sampled_from(UPDATE_KEYS), JUNK, max_size=3))
+def test_a_plain_user_changes_nothing_of_another_users_jobs(live, stranger, which, action, fields):
+    """Whatever 'nobody' sends about root's jobs: never a 5xx, and the jobs and nodes stay exactly as they were."""
+    job_id = live.anchors[which]
+    before = snapshot(live.api)
+    if action in ("cancel", "signal"):
+        body = {"ids": [str(job_id)]} if action == "cancel" else {"ids": [str(job_id)], "signal": "KILL"}
+        status, answer = stranger.request("POST", "/v1/jobs/cancel", body)
+        assert status == 200 and answer["denied"], answer
+    else:
+        status, answer = stranger.request("POST", f"/v1/jobs/{job_id}/{action}", fields)
+        check_answer("POST", action, fields, status, answer)
+        assert 400 <= status < 500, (action, fields, status, answer)
+    after = snapshot(live.api)
+    assert after[0] == before[0] and after[1] == before[1], f"{action} {_short(fields)} by nobody changed state"
 
 
 def _file_name(text):
