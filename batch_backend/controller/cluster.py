@@ -36,7 +36,7 @@ class Cluster:
         self.conf = conf
         self.journal = journal
         self.now = now
-        self.cluster_name = get_option(conf, "ClusterName", "batchhub")
+        self.cluster_name = get_option(conf, "ClusterName") or "batchhub"  # empty = unset
         self.kill_wait = float(get_option(conf, "KillWait", 30))
         self.min_job_age = float(get_option(conf, "MinJobAge", 300))
         self.slurmd_timeout = float(get_option(conf, "SlurmdTimeout", 300))

@@ -259,3 +259,59 @@ def test_begin_time_beyond_any_calendar_is_a_time_error():
             assert str(e) == f"Invalid time specification: {text}"
         else:
             raise AssertionError(f"{text} was accepted")
+
+
+# -- a parseable slurm.conf starts a controller or is refused in one line --------------------------
+OPTION_NAMES = ["KillWait", "MinJobAge", "SlurmdTimeout", "FirstJobId", "SchedulerType", "SchedulerParameters",
+                "JournalSync", "ClusterName", "MaxJobCount", "AuthAltParameters", "BatchHubAdmins",
+                "PriorityWeightAge", "PriorityType", "PriorityMaxAge", "MessageTimeout"]
+OPTION_VALUES = ["UNLIMITED", "INFINITE", "0", "30", "99999999999999999999", "sched/builtin", "bogus",
+                 "bf_window=abc,bf_interval=x,bf_resolution=-1,bf_max_job_test=0", "FULL", "é",
+                 "max_token_lifespan=0", "disable_token_creation", "1-00:00:00", ""]
+
+
+@settings(max_examples=int(os.environ.get("BATCHHUB_FUZZ_EXAMPLES", 100)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(OPTION_NAMES), st.sampled_from(OPTION_VALUES), max_size=5))
+def test_any_parseable_conf_builds_a_controller_or_is_a_conf_error(options):
+    import shutil
+    import tempfile
+
+    from batch_backend.auth.authority import AuthConfigError
+    from batch_backend.controller.daemon import Controller
+    text = "".join(f"{k}={v}\n" for k, v in options.items())
+    text += "NodeName=n[1-2] CPUs=2 RealMemory=1000\nPartitionName=p Nodes=ALL Default=YES\n"
+    try:
+        conf = parse_conf(text, path="fuzz.conf")
+    except ConfError:
+        return
+    state = tempfile.mkdtemp(prefix="bh-conf-fuzz-")
+    try:
+        controller = Controller(conf, "fuzz.conf", os.path.join(state, "sock"), state)
+        controller.cluster.recover()
+        assert controller.config_dict()["ClusterName"]
+    except (ConfError, AuthConfigError) as e:
+        assert str(e) and "\n" not in str(e)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_seconds_options_refuse_unlimited_at_parse_time():
+    """KillWait=UNLIMITED once parsed, then crashed the controller's start with a float() traceback."""
+    try:
+        parse_conf("ClusterName=c\nKillWait=UNLIMITED\n", path="s.conf")
+    except ConfError as e:
+        assert str(e) == "s.conf:2: bad number 'UNLIMITED' for KillWait"
+    else:
+        raise AssertionError("KillWait=UNLIMITED accepted")
+    assert parse_conf("MaxJobCount=UNLIMITED\n")["options"]["MaxJobCount"] == "UNLIMITED"
+
+
+def test_empty_cluster_name_means_the_default():
+    import tempfile
+
+    from batch_backend.controller.cluster import Cluster
+    from batch_backend.controller.journal import Journal
+    with tempfile.TemporaryDirectory() as d:
+        conf = parse_conf("ClusterName=\nNodeName=n1 CPUs=1\nPartitionName=p Nodes=n1\n")
+        assert Cluster(conf, Journal(os.path.join(d, "j.sqlite"))).cluster_name == "batchhub"
