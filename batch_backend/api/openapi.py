@@ -68,7 +68,7 @@ def _op(summary, response_schema=None, body=None, params=(), status="200", acces
           "responses": {
               status: {"description": "success",
                        "content": {"application/json": {"schema": response_schema or {"type": "object"}}}},
-              "400": ERROR, "401": ERROR, "403": ERROR, "404": ERROR}}
+              "400": ERROR, "401": ERROR, "403": ERROR, "404": ERROR, "409": ERROR}}
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     if params:

@@ -306,7 +306,10 @@ class NodesHandler(BaseHandler):
             from .. import hostlist
             wanted = []
             for expr in names:
-                wanted.extend(hostlist.expand(expr))
+                try:
+                    wanted.extend(hostlist.expand(expr))
+                except ValueError as e:
+                    raise InvalidRequest(f"Invalid node name specified: {e}") from None
             missing = [n for n in wanted if n not in nodes]
             if missing:
                 raise NotFound(f"Node {missing[0]} not found")
