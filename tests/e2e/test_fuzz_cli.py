@@ -121,3 +121,23 @@ def test_odd_job_names_and_output_paths_run_for_real(cluster, name, out_name):
     assert q.returncode == 0, q.stderr
     a = cluster.run("sacct", "-n", "-P", "-X", "-j", str(job_id), "-o", "JobName")
     assert a.returncode == 0 and a.stdout.rstrip("\n") == name, a.stdout
+
+
+UPDATE_KEYS = ["TimeLimit", "Partition", "JobName", "Name", "Comment", "Nice", "NumNodes", "ReqNodes", "NumTasks",
+               "ReqProcs", "MinMemoryNode", "Dependency", "Features", "ExcNodeList", "StartTime", "Priority",
+               "State", "Bogus", "JobId"]
+
+
+@CLI
+@given(pairs=st.lists(st.builds(lambda k, v: f"{k}={v}", st.sampled_from(UPDATE_KEYS), odd_text), max_size=4),
+       extra=st.lists(odd_text, max_size=1))
+def test_scontrol_update_job_with_hostile_values(cluster, pairs, extra):
+    """A clean answer either way, and the held job is still a held pending job afterwards."""
+    job_id = cluster.sbatch("--hold", "-J", "upd", "--wrap", "true")
+    try:
+        r = cluster.run("scontrol", "update", f"JobId={job_id}", *pairs, *extra)
+        assert_clean("scontrol", r)
+        shown = cluster.job(job_id)
+        assert shown["JobState"] == "PENDING", shown
+    finally:
+        cluster.run("scancel", str(job_id))
