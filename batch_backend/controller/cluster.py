@@ -582,6 +582,8 @@ class Cluster:
         jobs = self.find(id_text)
         if not jobs:
             raise NotFound("Invalid job id specified")
+        for job in jobs:  # every refusal before any change: an array is held whole or not at all
+            self._check_action(job, action, caller)
         changed = []
         for job in jobs:
             self._check_owner(job, caller)
@@ -644,6 +646,29 @@ class Cluster:
                 self._save(*changed)
         self.request_schedule()
         return [j["display_id"] for j in jobs]
+
+    def _check_action(self, job, action, caller):
+        """Raise what :meth:`job_action` would raise for ``job``, before anything has changed."""
+        self._check_owner(job, caller)
+        state = job["state"]
+        if action in ("hold", "uhold", "release", "top"):
+            if state != "PENDING":
+                raise Conflict("Job is no longer pending execution")
+            if action == "release" and job["held"] == "admin" and not caller.admin:
+                raise PermissionDenied("Access/permission denied: job held by an administrator")
+        elif action in ("requeue", "requeuehold"):
+            if state == "PENDING" and action == "requeue":
+                raise Conflict("Job is pending execution")
+            if state in FINAL_STATES:
+                if not job.get("nodes") and state == "CANCELLED" and job.get("start_time") is None:
+                    raise Conflict("Job has not started, cannot requeue a cancelled pending job")
+            elif state not in ("PENDING", "RUNNING", "SUSPENDED"):
+                raise Conflict("Job is completing, try again later")
+        elif action in ("suspend", "resume"):
+            if not caller.admin:
+                raise PermissionDenied("Access/permission denied")
+            if state not in ("RUNNING", "SUSPENDED"):
+                raise Conflict("Job is not running")
 
     def _release_nodes_if_needed(self, job):
         return None

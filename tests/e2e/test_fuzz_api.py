@@ -37,7 +37,7 @@ LIVE = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
                                        HealthCheck.filter_too_much])
 
 # fields whose value changes by itself while nothing is asked of the controller
-VOLATILE_NODE = {"last_seen", "cpu_load", "free_memory_mb", "boot_time", "last_busy"}
+VOLATILE_NODE = {"last_seen", "cpu_load", "free_memory", "free_memory_mb", "boot_time", "last_busy"}
 
 
 # -- the cluster and a raw HTTP client on its socket ---------------------------------------
@@ -121,12 +121,19 @@ def check_answer(method, url, body, status, answer):
         assert answer["error"].get("code"), answer
 
 
+def live_records(live):
+    """The anchors as the controller holds them in memory (GET one job), not as last journaled."""
+    return {a: live.api.request("GET", f"/v1/jobs/{a}")[1] for a in getattr(live, "anchors", [])}
+
+
 def send_checked(live, method, url, body=None):
     """One fuzzed request with all the properties; returns (status, answer)."""
     before = snapshot(live.api)
+    anchors_before = live_records(live)
     status, answer = live.api.request(method, url, body)
     check_answer(method, url, body, status, answer)
     if status >= 400:
+        assert live_records(live) == anchors_before, f"rejected {method} {url} {_short(body)} changed an anchor"
         after = snapshot(live.api)
         assert after[0].keys() == before[0].keys(), f"rejected {method} {url} {_short(body)} made jobs {set(after[0]) - set(before[0])}"
         for job_id, job in before[0].items():
@@ -454,3 +461,24 @@ def test_controller_and_nodes_survive_the_fuzz_and_accepted_jobs_print(live):
     with open(live.path("alive.out")) as f:
         assert f.read() == "alive\n"
     assert math.isfinite(ping["time"])
+
+
+@pytest.mark.parametrize("action", ["hold", "uhold", "requeue", "suspend", "update"])
+def test_action_refused_for_one_array_task_changes_no_other_task(live, action):
+    """An array with a running task and pending ones: a refusal (409) leaves every task as it was."""
+    job_id = live.sbatch("--array=0-2%1", "-o", "/dev/null", "--wrap", "sleep 30")
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            status, shown = live.api.request("GET", f"/v1/jobs/{job_id}")
+            if any(j["state"] == "RUNNING" for j in shown["jobs"]):
+                break
+            time.sleep(0.05)
+        body = {"partition": "short"} if action == "update" else {}
+        _, before = live.api.request("GET", f"/v1/jobs/{job_id}")  # the live records, not the list's cache
+        status, answer = send_checked(live, "POST", f"/v1/jobs/{job_id}/{action}", body)
+        assert status == 409, answer
+        _, after = live.api.request("GET", f"/v1/jobs/{job_id}")
+        assert after == before
+    finally:
+        live.run("scancel", str(job_id))
