@@ -42,10 +42,54 @@ def cmd_controller(args, layout):
 
 def cmd_noded(args, layout):
     from .noded.daemon import run_noded
+    from .noded.remote import controller_address, read_node_token
     layout.ensure()
-    socket_path = args.socket or layout.socket
-    run_noded(args.name, socket_path, layout.spool_dir,
-              extra_env={"BATCHHUB_SOCKET": socket_path, "BATCHHUB_SHARED_DIR": layout.shared_dir})
+    conf = None
+    if not args.socket and not args.controller:
+        conf, _ = _load_conf(layout)
+    address = args.socket or controller_address(args.controller, conf) or layout.socket
+    token = read_node_token(args.token_file or _conf_option(conf, "BatchHubNodeTokenFile"), address)
+    # the job's CLI reaches the controller the way this daemon does (TCP from another host,
+    # trusting the same TLS certificates)
+    extra_env = {"BATCHHUB_SOCKET": address, "BATCHHUB_SHARED_DIR": layout.shared_dir}
+    if os.environ.get("SSL_CERT_FILE") and address.startswith("https://"):
+        extra_env["SSL_CERT_FILE"] = os.environ["SSL_CERT_FILE"]
+    run_noded(args.name, address, layout.spool_dir, token=token, extra_env=extra_env)
+
+
+def _conf_option(conf, key):
+    from .conf import get_option
+    return get_option(conf, key) if conf else None
+
+
+def cmd_node_token(args, layout):
+    """Mint a node credential with the cluster key (run where the key is: the controller's host)."""
+    from . import hostlist
+    from .auth.authority import Authority, AuthConfigError
+    from .auth.jwt import KeyFileError
+    conf, _ = _load_conf(layout, args.conf)
+    try:
+        hostlist.expand(args.nodes)
+        if args.lifespan is not None and args.lifespan <= 0:
+            raise ValueError
+    except Exception:  # noqa: BLE001 -- one line for the admin, never a traceback
+        print(f"batchhub: error: invalid node list {args.nodes!r} or lifespan", file=sys.stderr)
+        return 1
+    try:
+        authority = Authority(conf, layout.state_dir, required=True)
+        token = authority.mint_node(args.nodes, *([args.lifespan] if args.lifespan else []))
+    except (AuthConfigError, KeyFileError) as e:
+        print(f"batchhub: error: {e}", file=sys.stderr)
+        return 1
+    if args.output:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(token + "\n")
+        print(f"node credential for {args.nodes} written to {args.output}")
+    else:
+        print(token)
+    return 0
 
 
 def _pid_alive(pidfile):
@@ -329,6 +373,10 @@ def cmd_bench(args, layout):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sim"]:  # its own option parser (argparse REMAINDER cannot start with an option)
+        from .sim.cli import main as sim_main
+        return sim_main(argv[1:], prog="batchhub sim")
     parser = argparse.ArgumentParser(prog="batchhub", description="BatchHub admin commands")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -354,14 +402,29 @@ def main(argv=None):
     p.set_defaults(func=cmd_controller)
     p = sub.add_parser("noded", help="run one node daemon in the foreground")
     p.add_argument("--name", required=True)
-    p.add_argument("--socket")
+    p.add_argument("--socket", help="the controller's Unix socket (a node on the controller's host)")
+    p.add_argument("--controller", metavar="HOST:PORT",
+                   help="the controller's TCP address (default: SlurmctldHost and the BatchHubTCPAddress port "
+                        "of slurm.conf, else the local socket)")
+    p.add_argument("--token-file", metavar="PATH",
+                   help="node credential for TCP (default: BatchHubNodeTokenFile of slurm.conf); "
+                        "make one with 'batchhub node-token'")
     p.set_defaults(func=cmd_noded)
+    p = sub.add_parser("node-token", help="mint a node credential (run on the controller's host)")
+    p.add_argument("--nodes", required=True, help="the nodes it is valid for (hostlist expression)")
+    p.add_argument("--lifespan", type=int, help="seconds (default: one year)")
+    p.add_argument("--output", "-o", help="write it to this file (mode 0600) instead of stdout")
+    p.add_argument("--conf")
+    p.set_defaults(func=cmd_node_token)
     p = sub.add_parser("config", help="print the embedded default slurm.conf for this machine")
     p.set_defaults(func=cmd_config)
     p = sub.add_parser("bench", help="run a benchmark suite and print a table")
-    p.add_argument("suite", choices=["core", "parallel", "hub"])
+    p.add_argument("suite", choices=["core", "parallel", "hub", "sched", "memory", "priority"])
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("sim", help="replay a workload (SWF trace or Lublin-Feitelson model) through the "
+                                   "scheduler on a virtual clock; `batchhub sim -h` for options",
+                       add_help=False)
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     layout = paths.layout()

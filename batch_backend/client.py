@@ -93,6 +93,38 @@ def _is_tcp(address):
     return address.startswith(("http://", "https://")) or (":" in address and "/" not in address)
 
 
+is_tcp_address = _is_tcp
+
+
+def tcp_host_port(address):
+    """``host:port`` / ``http(s)://host:port[/...]`` -> (scheme, host, port)."""
+    url = address if "://" in address else "http://" + address
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.split("/")[0].rpartition(":")
+    return scheme, host.strip("[]"), int(port)
+
+
+def local_address_for(address):
+    """This host's address on the route to a TCP controller, or None (Unix socket, loopback, no route).
+
+    It is the address other hosts of the cluster reach this one at: node
+    daemons report it, and srun's I/O and PMI servers listen on it. Asking the
+    kernel's routing (a connected UDP socket sends nothing) needs no config.
+    """
+    import socket
+    if not address or not _is_tcp(address):
+        return None
+    try:
+        _, host, port = tcp_host_port(address)
+        info = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
+        with socket.socket(info[0], socket.SOCK_DGRAM) as s:
+            s.connect(info[4])
+            local = s.getsockname()[0]
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if local.startswith("127.") or local == "::1" else local
+
+
 class Client:
     """A connection to the controller. Not thread-safe: use one per thread.
 
@@ -110,10 +142,8 @@ class Client:
     # -- transport ---------------------------------------------------------
     def _connect(self):
         if _is_tcp(self.address):
-            url = self.address if "://" in self.address else "http://" + self.address
-            scheme, _, rest = url.partition("://")
-            host, _, port = rest.split("/")[0].rpartition(":")
-            return http11.Connection((host.strip("[]"), int(port)), self.timeout, tls=(scheme == "https"))
+            scheme, host, port = tcp_host_port(self.address)
+            return http11.Connection((host, port), self.timeout, tls=(scheme == "https"))
         return http11.Connection(self.address, self.timeout)
 
     def close(self):
@@ -207,18 +237,38 @@ class Client:
                 import time
                 time.sleep(retry_delay)
 
+    def submit_many(self, submissions, *, retries=0, retry_delay=0.5):
+        """Submit several jobs in one request and one journal commit.
+
+        Returns one result per submission, in order: ``{"job_id": N}`` or
+        ``{"error": {"code", "message"}}`` (a bad submission is refused alone).
+        Each submission gets its own ``submit_token``, so a retried request
+        never creates a job twice. At most 10,000 per call.
+        """
+        subs = [s if s.get("submit_token") else dict(s, submit_token=os.urandom(16).hex()) for s in submissions]
+        for attempt in range(retries + 1):
+            try:
+                return self.request("POST", "/jobs/batch", {"jobs": subs})["results"]
+            except ControllerUnreachable:
+                if attempt == retries:
+                    raise
+                import time
+                time.sleep(retry_delay)
+
     def jobs(self, *, ids=None, users=None, partitions=None, states=None, names=None,
-             include_finished=False, fields=None):
+             include_finished=False, fields=None, hide_hidden=False):
         """Jobs as squeue sees them (unfinished only unless include_finished).
 
         ``ids`` are strings as users type them: 'N', 'A' (all tasks of an
         array), 'A_i'. ``states`` are long or compact names, or 'all'.
         Unknown ids are simply absent from the answer. ``fields`` limits
         each job dict to those keys (much less to send and decode: pollers
-        should name the fields they show).
+        should name the fields they show). ``hide_hidden`` leaves out jobs
+        of Hidden=YES partitions (what squeue shows without -a).
         """
         q = {"ids": ids, "users": users, "partitions": partitions, "states": states,
-             "names": names, "all": include_finished or None, "fields": fields}
+             "names": names, "all": include_finished or None, "fields": fields,
+             "hide_hidden": hide_hidden or None}
         answer = self.request("GET", "/jobs", query=q)
         if "rows" in answer:  # asked for some fields: the controller sends compact rows
             names_ = answer["fields"]
@@ -263,6 +313,37 @@ class Client:
              "partitions": partitions, "names": names}
         return self.request("GET", "/accounting/jobs", query=q)["jobs"]
 
+    # -- accounts, users, associations, QOS (sacctmgr) -------------------------
+    def accounting_records(self, kind, **where):
+        """Records of ``kind`` ('clusters', 'accounts', 'users', 'qos', 'associations'),
+        filtered by ``names``/``accounts``/``users``/``partitions`` lists."""
+        return self.request("GET", f"/accounting/{kind}", query=where)["items"]
+
+    def accounts(self, names=None):
+        return self.accounting_records("accounts", names=names)
+
+    def users(self, names=None):
+        return self.accounting_records("users", names=names)
+
+    def qos(self, names=None):
+        return self.accounting_records("qos", names=names)
+
+    def clusters(self, names=None):
+        return self.accounting_records("clusters", names=names)
+
+    def associations(self, *, accounts=None, users=None, partitions=None):
+        """Associations as sacctmgr shows them (inherited Max limits and QOS filled in)."""
+        return self.accounting_records("associations", accounts=accounts, users=users, partitions=partitions)
+
+    def association_tree(self):
+        """{"associations": [{account, parent, user, shares, partition}], "qos": [{name, priority}], "enforce": [...]}."""
+        return self.request("GET", "/associations")
+
+    def change_accounting(self, kind, action, *, names=None, where=None, settings=None, dry_run=False):
+        """sacctmgr add/modify/delete of ``kind`` (admins only). Returns {"changed", "associations"}."""
+        body = {"names": names or [], "where": where or {}, "set": settings or {}, "dry_run": dry_run}
+        return self.request("POST", f"/accounting/{kind}/{action}", body)
+
     # -- nodes, partitions, config --------------------------------------------
     def nodes(self, names=None):
         return self.request("GET", "/nodes", query={"names": names})["nodes"]
@@ -276,6 +357,36 @@ class Client:
 
     def config(self):
         return self.request("GET", "/config")["config"]
+
+    def priority_factors(self, *, ids=None, users=None, partitions=None):
+        """sprio: {"priority_type", "weights", "jobs": [per pending job factors, computed now]}."""
+        return self.request("GET", "/priority", query={"ids": ids, "users": users, "partitions": partitions})
+
+    def shares(self):
+        """sshare: {"priority_type", "time", "rows": [associations in tree order with usage and fairshare]}."""
+        return self.request("GET", "/shares")
+    # -- advance reservations --------------------------------------------------
+    def reservations(self, names=None):
+        """Reservations (scontrol show reservation): dicts as in ``model.RESERVATION_FIELDS``."""
+        return self.request("GET", "/reservations", query={"names": names})["reservations"]
+
+    def reservation(self, name):
+        """One reservation by name; NotFound ("Requested reservation is invalid") otherwise."""
+        return self.request("GET", f"/reservations/{http11.quote(name, safe='')}")["reservation"]
+
+    def create_reservation(self, **spec):
+        """scontrol create reservation (admins). ``spec``: name, start_time, end_time or duration
+        (minutes), nodes or node_cnt/core_cnt, partition, users/groups/accounts, flags...
+        Returns the reservation as stored (its ``name`` is generated when not given)."""
+        return self.request("POST", "/reservations", spec)["reservation"]
+
+    def update_reservation(self, name, **spec):
+        """scontrol update ReservationName=... (admins); list fields accept '+a'/'-a' edits."""
+        return self.request("POST", f"/reservations/{http11.quote(name, safe='')}", spec)["reservation"]
+
+    def delete_reservation(self, name):
+        """scontrol delete ReservationName=... (admins); refused while jobs run in it."""
+        return self.request("DELETE", f"/reservations/{http11.quote(name, safe='')}")
 
     def shutdown(self):
         """Ask the controller to exit (admin only)."""

@@ -58,11 +58,11 @@ _PART_KEYS = {
     "allowqos": "allow_qos", "rootonly": "root_only", "hidden": "hidden",
     "prioritytier": "priority_tier", "priorityjobfactor": "priority_job_factor",
     "priority": "priority", "oversubscribe": "over_subscribe", "shared": "over_subscribe",
-    "denyaccounts": None, "denyqos": None, "allocnodes": None, "alternate": None,
+    "denyaccounts": "deny_accounts", "denyqos": "deny_qos", "allocnodes": None, "alternate": None,
     "cpubind": None, "defmempercpu": None, "defmempernode": None, "defmempergpu": None,
     "defcpupergpu": None, "maxmempercpu": None, "maxmempernode": None, "maxcpuspernode": None,
     "maxcpuspersocket": None, "disablerootjobs": None, "exclusiveuser": None,
-    "gracetime": None, "lln": None, "overtimelimit": None, "preemptmode": None, "qos": None,
+    "gracetime": "grace_time", "lln": None, "overtimelimit": None, "preemptmode": "preempt_mode", "qos": None,
     "reqresv": None, "resumetimeout": None, "selecttypeparameters": None,
     "suspendtime": None, "suspendtimeout": None, "tresbillingweights": None,
     "powerdownonidle": None,
@@ -72,7 +72,7 @@ _NODE_DEFAULTS = {"cpus": None, "real_memory": 1, "gres": "", "features": [], "s
                   "reason": "", "port": None, "weight": 1}
 _PART_DEFAULTS = {"default": False, "state": "UP", "max_time": None, "default_time": None,
                   "max_nodes": None, "min_nodes": 0, "allow_groups": "ALL",
-                  "allow_accounts": "ALL", "allow_qos": "ALL", "root_only": False,
+                  "allow_accounts": "ALL", "allow_qos": "ALL", "deny_accounts": "", "deny_qos": "", "root_only": False,
                   "hidden": False, "priority_tier": 1, "priority_job_factor": 1,
                   "over_subscribe": "NO"}
 
@@ -247,8 +247,10 @@ def _part_settings(pairs):
             settings[dest] = _int(key, value)
         elif dest == "priority":
             settings["priority_tier"] = settings["priority_job_factor"] = _int(key, value)
-        elif dest == "over_subscribe":
+        elif dest in ("over_subscribe", "preempt_mode"):
             settings[dest] = value.upper()
+        elif dest == "grace_time":
+            settings[dest] = _int(key, value)
         else:
             settings[dest] = value
     if other:

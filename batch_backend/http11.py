@@ -50,6 +50,14 @@ class Connection:
         """True if the kept-alive socket was closed by the peer (e.g. a controller restart)."""
         if self.sock is None:
             return False
+        if hasattr(self.sock, "pending"):
+            # TLS (no MSG_PEEK on an SSLSocket): between requests the peer sends nothing but
+            # its goodbye (close_notify or FIN), so a readable socket is a closed one
+            import select
+            try:
+                return bool(self.sock.pending() or select.select([self.sock], [], [], 0)[0])
+            except (OSError, ValueError):
+                return True
         try:
             self.sock.setblocking(False)
             try:

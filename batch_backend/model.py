@@ -55,6 +55,7 @@ JOB_FIELDS = {
     "cancelled_by": ("integer|null", "uid that cancelled the job"),
     "priority": ("integer", "scheduling priority (higher runs first)"),
     "nice": ("integer", "nice value"),
+    "priority_set": ("integer|null", "priority pinned by an administrator (scontrol update priority=N, top), else null"),
     "submit_time": ("number", "epoch seconds"),
     "eligible_time": ("number|null", "when the job became eligible; null while held"),
     "start_time": ("number|null", "actual start, or the planner's estimate while pending (see start_estimated)"),
@@ -94,7 +95,14 @@ JOB_FIELDS = {
     "signal": ("string", "--signal spec, e.g. 'B:USR2@90', or ''"),
     "comment": ("string", "--comment"),
     "held": ("string", "'' or 'user' or 'admin'"),
+    "reservation": ("string", "advance reservation the job runs in (--reservation), or ''"),
     "steps": ("list[dict]", "steps: {step_id, name, state, exit_code, exit_signal, start_time, end_time, nodelist, num_tasks}"),
+    "suspend_kind": ("string", "while SUSPENDED: admin (scontrol suspend), preempt (SUSPEND preemption), gang (time slice)"),
+    "suspend_time": ("number|null", "when the job was last suspended (null while running)"),
+    "suspended_seconds": ("number", "total suspended time of this run (not counted against the time limit)"),
+    "pre_suspend_seconds": ("integer", "run time before the last suspension (SecsPreSuspend)"),
+    "preempt": ("dict|null", "a preemption under way or done: {mode, by (preemptor job id), time, deadline}"),
+    "prior_runs": ("list[dict]", "earlier runs of a requeued job (sacct rows): {state: REQUEUED|PREEMPTED|NODE_FAIL|<final>, start_time, end_time, nodelist, steps, ...}"),
 }
 
 NODE_FIELDS = {
@@ -131,10 +139,43 @@ PARTITION_FIELDS = {
     "nodelist": ("string", "member nodes as a hostlist"),
     "allow_groups": ("string", "'ALL' or comma list"),
     "allow_accounts": ("string", "'ALL' or comma list"),
+    "deny_accounts": ("string", "'' or comma list (DenyAccounts)"),
+    "allow_qos": ("string", "'ALL' or comma list (AllowQos)"),
+    "deny_qos": ("string", "'' or comma list (DenyQos)"),
     "root_only": ("boolean", "RootOnly=YES"),
     "hidden": ("boolean", "Hidden=YES"),
     "priority_tier": ("integer", "PriorityTier"),
+    "preempt_mode": ("string|null", "the partition's own PreemptMode (null: the cluster's)"),
+    "preempt_mode_text": ("string", "effective PreemptMode as scontrol prints it (GANG,SUSPEND, REQUEUE, ...)"),
+    "grace_time": ("integer", "GraceTime: seconds between the SIGTERM of a CANCEL/REQUEUE preemption and the kill"),
+    "over_subscribe": ("string", "OverSubscribe: NO, EXCLUSIVE, YES[:N], FORCE[:N] (FORCE:N: N jobs per CPU, time-sliced with GANG)"),
     "total_cpus": ("integer", "sum of member node CPUs"),
+}
+
+
+# The reservation dict sent by the API (GET /v1/reservations). Create and update
+# requests use the same names for what they set (see controller/reservations.py).
+RESERVATION_FIELDS = {
+    "name": ("string", "ReservationName"),
+    "start_time": ("number", "start of the current (or next) window, epoch seconds"),
+    "end_time": ("number", "end of that window, epoch seconds"),
+    "state": ("string", "ACTIVE while start_time <= now <= end_time, else INACTIVE"),
+    "nodes": ("list[string]", "reserved node names (whole nodes)"),
+    "nodelist": ("string", "reserved nodes as a hostlist"),
+    "node_cnt": ("integer", "NodeCnt"),
+    "core_cnt": ("integer", "CoreCnt: CPUs of the reserved nodes"),
+    "features": ("string", "Features the nodes were chosen by, or ''"),
+    "partition": ("string", "PartitionName, or ''"),
+    "flags": ("list[string]", "MAINT, FLEX, OVERLAP, IGNORE_JOBS, DAILY, WEEKDAY, WEEKEND, WEEKLY, "
+                              "SPEC_NODES, ALL_NODES, PART_NODES, PURGE_COMP"),
+    "flags_text": ("string", "Flags= as scontrol prints them"),
+    "purge_comp_time": ("integer|null", "PURGE_COMP=<time> in seconds (null: the default 5 minutes)"),
+    "users": ("list[string]", "Users= (a leading '-' excludes)"),
+    "groups": ("list[string]", "Groups= (Unix groups; a leading '-' excludes)"),
+    "accounts": ("list[string]", "Accounts= (a leading '-' excludes)"),
+    "licenses": ("string", "Licenses="),
+    "comment": ("string", "Comment="),
+    "tres": ("string", "TRES= (cpu=N)"),
 }
 
 
@@ -152,3 +193,32 @@ def gpu_count(gres):
             continue
         total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
     return total
+
+# One pending job's priority as sprio shows it (GET /v1/priority).
+PRIORITY_FACTOR_FIELDS = {
+    "job_id": ("integer", "raw job id"),
+    "display_id": ("string", "id as squeue shows it"),
+    "user": ("string", "owner"),
+    "account": ("string", "account ('' = the user's default)"),
+    "qos": ("string", "QOS name"),
+    "partition": ("string", "partition"),
+    "nice": ("integer", "nice value (subtracted)"),
+    "direct": ("boolean", "priority set by an administrator: no factors apply"),
+    "priority": ("integer", "the priority now: truncated weighted sum minus nice, at least 1"),
+    "factors": ("dict[string,number]", "normalised factors in [0,1]: age, fairshare, jobsize, partition, qos, and tres (a dict)"),
+    "weighted": ("dict[string,number]", "each factor times its PriorityWeight*"),
+}
+
+# One association as sshare shows it (GET /v1/shares), in tree order.
+SHARE_FIELDS = {
+    "account": ("string", "account (for a user row: the account it belongs to)"),
+    "user": ("string|null", "user, null on account rows"),
+    "parent": ("string|null", "parent account, null for root"),
+    "depth": ("integer", "0 for root, +1 per level (sshare indents by it)"),
+    "raw_shares": ("integer|string|null", "Fairshare= of the association; 'parent' (uses its account's); null for root"),
+    "norm_shares": ("number", "share of the whole cluster (product down the tree)"),
+    "raw_usage": ("number", "decayed CPU-seconds"),
+    "norm_usage": ("number", "raw usage / the cluster's raw usage"),
+    "effective_usage": ("number", "classic effective usage (parent's usage blended in)"),
+    "fairshare": ("number|null", "classic factor 2**(-effective_usage/norm_shares); null for root"),
+}

@@ -2,7 +2,9 @@
 
 import sys
 
-SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel", "hub": "benchmarks.hub"}
+SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel", "hub": "benchmarks.hub",
+          "sched": "benchmarks.sched_sim", "memory": "benchmarks.controller_memory",
+          "priority": "benchmarks.priority_bench"}
 
 
 def main(suite, extra=()):

@@ -59,6 +59,14 @@ REASONS = {
     "QOSMaxWallDurationPerJobLimit": ("its time limit ({limit}) is longer than its QOS allows, "
                                       "so it will never start", "cancel it and resubmit with a shorter --time"),
     "AssocGrpCpuLimit": ("your account's group already uses all the CPUs it may", "wait"),
+    "AssocGrpMemLimit": ("your account's group already uses all the memory it may", "wait"),
+    "AssocGrpGRES": ("your account's group already uses all the GPUs it may", "wait"),
+    "QOSMaxMemoryPerUser": ("you already use as much memory as your QOS allows", "wait for your other jobs to end"),
+    "QOSMaxGRESPerUser": ("you already use as many GPUs as your QOS allows", "wait for your other jobs to end"),
+    "AccountNotAllowed": ("partition {partition} does not admit its account, so it will never start",
+                          "cancel it and resubmit with another -A or partition"),
+    "QOSNotAllowed": ("partition {partition} does not admit its QOS, so it will never start",
+                      "cancel it and resubmit with another --qos or partition"),
     "BadConstraints": ("no node matches its constraints, so it will never start",
                        "cancel it and resubmit with other --constraint/--gres"),
 }

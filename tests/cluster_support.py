@@ -130,11 +130,9 @@ class LiveCluster:
         return [line.split("|") for line in r.stdout.splitlines()]
 
     def state(self, job_id):
-        rows = self.acct(job_id, "JobID,State")
-        for row in rows:
-            if row[0] == str(job_id):
-                return row[1]
-        return None
+        """The state of the job's current run (a requeued job's earlier runs come first)."""
+        rows = [row for row in self.acct(job_id, "JobID,State") if row[0] == str(job_id)]
+        return rows[-1][1] if rows else None
 
     def wait_state(self, job_id, states, timeout=30):
         if isinstance(states, str):

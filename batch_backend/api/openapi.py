@@ -5,21 +5,19 @@ the document cannot drift from what the controller actually accepts.
 """
 
 from .. import __version__
-from ..model import JOB_FIELDS, NODE_FIELDS, PARTITION_FIELDS
+from ..model import JOB_FIELDS, NODE_FIELDS, PARTITION_FIELDS, PRIORITY_FACTOR_FIELDS, RESERVATION_FIELDS, SHARE_FIELDS
 
 
 def _schema_for(type_text):
-    nullable = type_text.endswith("|null")
-    base = type_text.split("|")[0]
-    if base.startswith("list"):
-        schema = {"type": "array"}
-    elif base.startswith("dict"):
-        schema = {"type": "object"}
-    else:
-        schema = {"type": base}
-    if nullable:
-        schema = {"anyOf": [schema, {"type": "null"}]}
-    return schema
+    """``"integer|null"`` -> ``{"anyOf": [{"type": "integer"}, {"type": "null"}]}``; ``list[...]`` is an array."""
+    def one(base):
+        if base.startswith("list"):
+            return {"type": "array"}
+        if base.startswith("dict"):
+            return {"type": "object"}
+        return {"type": base}
+    schemas = [one(part) for part in type_text.split("|")]
+    return schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
 
 
 def _object(fields):
@@ -36,6 +34,30 @@ def _submission_schema():
         props[key] = kinds[0] if len(kinds) == 1 else {"anyOf": kinds}
     return {"type": "object", "properties": props, "required": ["script"], "additionalProperties": False}
 
+
+def _reservation_request_schema():
+    listish = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    return {"type": "object", "additionalProperties": False, "properties": {
+        "name": {"type": "string", "description": "ReservationName (default: <first account/user/group>_N)"},
+        "start_time": {"type": "number", "description": "epoch seconds"},
+        "end_time": {"type": "number", "description": "epoch seconds"},
+        "duration": {"type": "integer", "description": "minutes; -1 = UNLIMITED"},
+        "duration_delta": {"type": "integer", "description": "update only: minutes added (Duration+=)"},
+        "nodes": {"type": "string", "description": "hostlist or ALL"},
+        "node_cnt": {"type": "integer"}, "core_cnt": {"type": "integer"},
+        "partition": {"type": "string"}, "features": {"type": "string"},
+        "users": listish, "groups": listish, "accounts": listish,
+        "flags": listish, "comment": {"type": "string"}, "licenses": {"type": "string"}}}
+
+ACCOUNTING_CHANGE = {"type": "object", "properties": {
+    "names": {"type": "array", "items": {"type": "string"}, "description": "records to add"},
+    "where": {"type": "object", "description": "names, accounts, users, partitions (lists) selecting records"},
+    "set": {"type": "object", "description": "settings: description, organization, parent, fairshare, qos, "
+            "qos_add, qos_remove, default_qos, default_account, admin_level, accounts, partition, max_jobs, "
+            "max_submit, max_wall (minutes), max_tres_per_job, grp_tres, grp_jobs, grp_submit, priority, "
+            "max_jobs_pu, max_submit_pu, max_tres_pu, preempt, preempt_mode, flags, usage_factor; "
+            "TRES as {'cpu': 4, 'mem': 2048, 'node': 1, 'gres/gpu': 1}; null clears"},
+    "dry_run": {"type": "boolean", "description": "validate and report without changing anything"}}}
 
 ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
@@ -83,6 +105,8 @@ def _with(op, parameters):
 
 def openapi_document():
     job_ref = {"$ref": "#/components/schemas/Job"}
+    resv_ref = {"$ref": "#/components/schemas/Reservation"}
+    resv_param = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
     id_param = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
                  "description": "N, A (array) or A_i"}]
     step_param = [{"name": "step_id", "in": "path", "required": True, "schema": {"type": "string"},
@@ -98,6 +122,12 @@ def openapi_document():
                         {"type": "object", "properties": {"job_id": {"type": "integer"}}},
                         body={"$ref": "#/components/schemas/Submission"}, status="201"),
         },
+        "/v1/jobs/batch": {"post": _op(
+            "Submit up to 10,000 jobs in one request and one commit; one result per submission, in order",
+            {"type": "object", "properties": {"results": {"type": "array", "items": {"type": "object", "properties": {
+                "job_id": {"type": "integer"}, "error": {"type": "object"}}}}}},
+            body={"type": "object", "required": ["jobs"], "properties": {
+                "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Submission"}}}}, status="201")},
         "/v1/jobs/cancel": {"post": _op("Cancel or signal jobs (scancel); others' jobs are reported as denied",
                                         body={"type": "object", "properties": {
             "ids": {"type": "array", "items": {"type": "string"}}, "signal": {"type": "string"},
@@ -145,7 +175,48 @@ def openapi_document():
                                                    node_param)},
         "/v1/noded/{node}/events": {"post": _with(_op("A node daemon reports job and task events",
                                                       body={"type": "object"}, access="node"), node_param)},
+        "/v1/priority": {"get": _op(
+            "Pending jobs' multifactor priority factors, computed now (sprio)",
+            {"type": "object", "properties": {
+                "priority_type": {"type": "string", "description": "priority/basic or priority/multifactor"},
+                "weights": {"type": "object", "description": "PriorityWeight* and the other priority settings"},
+                "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/PriorityFactors"}}}},
+            params=("ids", "users", "partitions"))},
+        "/v1/shares": {"get": _op(
+            "Associations with shares, decayed usage and classic fairshare (sshare)",
+            {"type": "object", "properties": {
+                "priority_type": {"type": "string"}, "time": {"type": "number"},
+                "rows": {"type": "array", "items": {"$ref": "#/components/schemas/Share"}}}})},
+        "/v1/reservations": {
+            "get": _op("Advance reservations (scontrol show reservation)", {"type": "object", "properties": {
+                "reservations": {"type": "array", "items": resv_ref}}}, params=("names",)),
+            "post": _op("Create a reservation (scontrol create reservation; admins)",
+                        {"type": "object", "properties": {"reservation": resv_ref}},
+                        body={"$ref": "#/components/schemas/ReservationRequest"}, status="201", access="admin"),
+        },
+        "/v1/reservations/{name}": {
+            "get": dict(_op("One reservation", {"type": "object", "properties": {"reservation": resv_ref}}),
+                        parameters=resv_param),
+            "post": dict(_op("Update a reservation (scontrol update ReservationName=...; admins)",
+                             {"type": "object", "properties": {"reservation": resv_ref}},
+                             body={"$ref": "#/components/schemas/ReservationRequest"}, access="admin"),
+                         parameters=resv_param),
+            "delete": dict(_op("Delete a reservation (scontrol delete ReservationName=...; admins)", access="admin"),
+                           parameters=resv_param),
+        },
     }
+    kinds = ("clusters", "accounts", "users", "qos", "associations")
+    for kind in kinds:
+        paths[f"/v1/accounting/{kind}"] = {"get": _op(
+            f"List {kind} (sacctmgr show)", {"type": "object", "properties": {"items": {"type": "array"}}},
+            params=("names", "accounts", "users", "partitions"))}
+        for action in ("add", "modify", "delete"):
+            if kind == "associations" and action == "add":
+                continue
+            paths[f"/v1/accounting/{kind}/{action}"] = {"post": _op(
+                f"{action} {kind} (sacctmgr {action}; admins only)", body=ACCOUNTING_CHANGE, access="admin")}
+    paths["/v1/associations"] = {"get": _op(
+        "Association tree (account, parent, user, shares, partition), QOS priorities and AccountingStorageEnforce")}
     for action in ("update", "hold", "uhold", "release", "requeue", "requeuehold", "suspend", "resume", "top"):
         access = "admin" if action in ("suspend", "resume") else "owner"
         paths[f"/v1/jobs/{{job_id}}/{action}"] = {"post": _with(_op(f"{action} a job (scontrol {action})",
@@ -168,6 +239,10 @@ def openapi_document():
             "schemas": {
                 "Job": _object(JOB_FIELDS), "Node": _object(NODE_FIELDS), "Partition": _object(PARTITION_FIELDS),
                 "Submission": _submission_schema(),
+                "PriorityFactors": _object(PRIORITY_FACTOR_FIELDS),
+                "Share": _object(SHARE_FIELDS),
+                "Reservation": _object(RESERVATION_FIELDS),
+                "ReservationRequest": _reservation_request_schema(),
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                     "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}}},
             }},

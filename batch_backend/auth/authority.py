@@ -13,6 +13,7 @@ Settings (slurm.conf):
 
 import logging
 import os
+import time
 
 from .. import conf as confmod
 from . import jwt
@@ -20,6 +21,10 @@ from . import jwt
 log = logging.getLogger("batchhub.auth")
 
 DEFAULT_TCP_HOST = "127.0.0.1"
+#: job tokens: the job's time limit plus this grace (steps may still report after the limit)
+JOB_TOKEN_GRACE = 3600
+#: job tokens of jobs without a time limit (the ``jid`` claim ends them with the job anyway)
+JOB_TOKEN_LIFESPAN = 30 * 24 * 3600
 
 
 class AuthConfigError(Exception):
@@ -96,7 +101,26 @@ class Authority:
             raise jwt.TokenError("no_key", f"token authentication unavailable ({self.key_error})")
         return jwt.verify(self.key, token)
 
-    def mint(self, username, lifespan=jwt.DEFAULT_LIFESPAN):
+    def mint(self, username, lifespan=jwt.DEFAULT_LIFESPAN, **claims):
         if self.key is None:
             raise jwt.KeyFileError(f"token creation unavailable ({self.key_error})")
-        return jwt.make_token(self.key, username, lifespan)
+        if not claims:
+            return jwt.make_token(self.key, username, lifespan)
+        now = int(time.time())
+        return jwt.encode(self.key, dict(claims, sun=username, iat=now, exp=now + lifespan))
+
+    def mint_node(self, nodes, lifespan=jwt.NODE_TOKEN_LIFESPAN):
+        """A node credential for the daemons of ``nodes`` (see :func:`jwt.make_node_token`)."""
+        if self.key is None:
+            raise jwt.KeyFileError(f"token creation unavailable ({self.key_error})")
+        return jwt.make_node_token(self.key, nodes, lifespan)
+
+    def mint_job_token(self, job):
+        """The token a job's processes use to reach the controller over TCP (srun, squeue in a job).
+
+        It is the job owner's own token, bound to the job by a ``jid`` claim: the
+        controller refuses it once the job has ended, whatever its expiry says.
+        """
+        limit = job.get("time_limit")
+        lifespan = JOB_TOKEN_LIFESPAN if limit is None else int(limit * 60) + JOB_TOKEN_GRACE
+        return self.mint(job["user"], lifespan, jid=job["job_id"])

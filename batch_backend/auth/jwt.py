@@ -78,6 +78,27 @@ def make_token(key, username, lifespan=DEFAULT_LIFESPAN, now=None):
     return encode(key, {"sun": username, "iat": now, "exp": now + lifespan})
 
 
+#: Node credentials live long (a node daemon restarts with the same file); rotate by re-minting.
+NODE_TOKEN_LIFESPAN = 365 * 24 * 3600
+
+
+def make_node_token(key, nodes, lifespan=NODE_TOKEN_LIFESPAN, now=None):
+    """A node credential: a token for the node daemons of ``nodes`` (a hostlist expression).
+
+    Its ``node`` claim makes it a node credential and nothing else: the
+    controller lets it register, poll and report for those nodes only, and
+    refuses it on every user endpoint. ``sun`` (``node:<nodes>``) names the
+    holder in audit lines; no Unix user of that name is looked up.
+    """
+    if not isinstance(nodes, str) or not nodes.strip():
+        raise ValueError("nodes must be a non-empty hostlist expression")
+    if isinstance(lifespan, bool) or not isinstance(lifespan, int) or lifespan <= 0:
+        raise ValueError("lifespan must be a positive number of seconds")
+    now = int(time.time() if now is None else now)
+    nodes = nodes.strip()
+    return encode(key, {"sun": f"node:{nodes}", "node": nodes, "iat": now, "exp": now + lifespan})
+
+
 # -- verification ---------------------------------------------------------------------------
 def _decode_part(text, what):
     try:

@@ -74,7 +74,8 @@ def time_used(job, now):
         end = job.get("suspend_time") or now
     else:
         end = job.get("end_time") or now
-    return max(0, int(end - start))
+    # suspended time is not run time (Slurm: RunTime and Elapsed leave it out)
+    return max(0, int(end - start - float(job.get("suspended_seconds") or 0)))
 
 
 def job_mem_total(job):

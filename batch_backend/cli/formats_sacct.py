@@ -57,7 +57,7 @@ def _elapsed(rec, now):
     if not start:
         return 0
     end = _acct_end(rec) or now
-    return max(0, int(end - start))
+    return max(0, int(end - start - float(rec.get("suspended_seconds") or 0)))
 
 
 def _derived_exit(job):
@@ -285,10 +285,20 @@ def sacct_rows(jobs, allocations_only=False, step_filter=None):
     of those jobs are shown, without their job row.
     """
     order = {"batch": -2, "extern": -1}
+
+    def step_key(s):
+        return order.get(str(s.get("step_id")), s.get("step_id") if isinstance(s.get("step_id"), int) else 10**9)
     for job in jobs:
-        steps = sorted(job.get("steps") or [],
-                       key=lambda s: order.get(str(s.get("step_id")), s.get("step_id") if isinstance(s.get("step_id"), int) else 10**9))
+        steps = sorted(job.get("steps") or [], key=step_key)
         if step_filter is None:
+            # runs that preemption requeued come first, each with its own steps (Slurm keeps
+            # one accounting record per run; the earlier ones show PREEMPTED)
+            for run in job.get("prior_runs") or []:
+                record = dict(job, **run)
+                yield record, None
+                if not allocations_only:
+                    for step in sorted(run.get("steps") or [], key=step_key):
+                        yield step, record
             yield job, None
             if allocations_only:
                 continue

@@ -57,7 +57,8 @@ def format_job(job, now=None, oneliner=False):
         f"SubmitTime={timespec.format_datetime(job.get('submit_time'))} EligibleTime={timespec.format_datetime(eligible)}",
         f"AccrueTime={timespec.format_datetime(eligible)}",
         f"StartTime={timespec.format_datetime(start)} EndTime={timespec.format_datetime(end)} Deadline=N/A",
-        f"SuspendTime=None SecsPreSuspend=0 LastSchedEval={timespec.format_datetime(job.get('start_time') if started else job.get('submit_time'))} Scheduler=Main",
+        f"SuspendTime={timespec.format_datetime(job['suspend_changed']) if job.get('suspend_changed') else 'None'} "
+        f"SecsPreSuspend={int(job.get('pre_suspend_seconds') or 0)} LastSchedEval={timespec.format_datetime(job.get('start_time') if started else job.get('submit_time'))} Scheduler=Main",
         f"Partition={job.get('partition', '')} AllocNode:Sid={job.get('submit_host') or 'localhost'}:{job.get('alloc_sid', 0)}",
         f"ReqNodeList={_or_null(job.get('nodelist_req'))} ExcNodeList={_or_null(job.get('exclude'))}",
         f"NodeList={'' if pending else job.get('nodelist') or ''}",
@@ -72,6 +73,10 @@ def format_job(job, now=None, oneliner=False):
         f"Socks/Node=* NtasksPerN:B:S:C={job.get('ntasks_per_node') or 0}:0:*:* CoreSpec=*",
         f"MinCPUsNode={(job.get('cpus_per_task') or 1) * (job.get('ntasks_per_node') or 1)} {mem_line} MinTmpDiskNode=0",
         f"Features={_or_null(job.get('features'))} DelayBoot=00:00:00",
+    ]
+    if job.get("reservation"):
+        lines.append(f"Reservation={job['reservation']}")
+    lines += [
         f"OverSubscribe={'NO' if job.get('exclusive') else 'OK'} Contiguous=0 Licenses=(null) Network=(null)",
         f"Command={_or_null(job.get('command'))}",
         f"WorkDir={job.get('workdir', '')}",
@@ -172,23 +177,54 @@ def format_partition(part, oneliner=False):
     total_cpus = part.get("total_cpus", 0)
     lines = [
         f"PartitionName={part['name']}",
-        f"AllowGroups={part.get('allow_groups') or 'ALL'} AllowAccounts={part.get('allow_accounts') or 'ALL'} AllowQos=ALL",
+        f"AllowGroups={part.get('allow_groups') or 'ALL'} "
+        + (f"DenyAccounts={part['deny_accounts']}" if part.get("deny_accounts")
+           else f"AllowAccounts={part.get('allow_accounts') or 'ALL'}")
+        + (f" DenyQos={part['deny_qos']}" if part.get("deny_qos") else f" AllowQos={part.get('allow_qos') or 'ALL'}"),
         f"AllocNodes=ALL Default={'YES' if part.get('default') else 'NO'} QoS=N/A",
         f"DefaultTime={'NONE' if default_time is None else timespec.format_hms(default_time * 60)} "
-        f"DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden={'YES' if part.get('hidden') else 'NO'}",
+        f"DisableRootJobs=NO ExclusiveUser=NO GraceTime={part.get('grace_time') or 0} Hidden={'YES' if part.get('hidden') else 'NO'}",
         f"MaxNodes={'UNLIMITED' if part.get('max_nodes') is None else part['max_nodes']} "
         f"MaxTime={timespec.format_hms(None if max_time is None else max_time * 60)} "
         f"MinNodes={part.get('min_nodes', 0)} LLN=NO MaxCPUsPerNode=UNLIMITED",
         f"Nodes={part.get('nodelist') or NULL}",
         f"PriorityJobFactor=1 PriorityTier={part.get('priority_tier', 1)} "
-        f"RootOnly={'YES' if part.get('root_only') else 'NO'} ReqResv=NO OverSubscribe=NO",
-        "OverTimeLimit=NONE PreemptMode=OFF",
+        f"RootOnly={'YES' if part.get('root_only') else 'NO'} ReqResv=NO "
+        f"OverSubscribe={part.get('over_subscribe') or 'NO'}",
+        f"OverTimeLimit=NONE PreemptMode={part.get('preempt_mode_text') or 'OFF'}",
         f"State={part.get('state', 'UP')} TotalCPUs={total_cpus} TotalNodes={len(nodes)} SelectTypeParameters=NONE",
         "JobDefaults=(null)",
         "DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED",
         f"TRES=cpu={total_cpus},node={len(nodes)},billing={total_cpus}",
     ]
     return _record(lines, oneliner)
+
+
+def format_reservation(resv, oneliner=False, now=None):
+    """One ``scontrol show reservation`` record (Slurm 22.05's slurm_sprint_reservation_info)."""
+    now = _time.time() if now is None else now
+    start, end = resv.get("start_time"), resv.get("end_time")
+    duration = timespec.format_hms(end - start) if end is not None and start is not None and end >= start else "N/A"
+    state = "ACTIVE" if start is not None and start <= now <= end else "INACTIVE"
+
+    def names(key):
+        return ",".join(resv.get(key) or []) or NULL
+    lines = [
+        f"ReservationName={resv['name']} StartTime={timespec.format_datetime(start)} "
+        f"EndTime={timespec.format_datetime(end)} Duration={duration}",
+        f"Nodes={resv.get('nodelist') or NULL} NodeCnt={resv.get('node_cnt', 0)} CoreCnt={resv.get('core_cnt', 0)} "
+        f"Features={_or_null(resv.get('features'))} PartitionName={_or_null(resv.get('partition'))} "
+        f"Flags={resv.get('flags_text') or ''}",
+        f"TRES={resv.get('tres') or NULL}",
+        f"Users={names('users')} Groups={names('groups')} Accounts={names('accounts')} "
+        f"Licenses={_or_null(resv.get('licenses'))} State={state} BurstBuffer={NULL} Watts=n/a",
+        f"MaxStartDelay={NULL}",
+    ]
+    if resv.get("comment"):
+        lines.append(f"Comment={resv['comment']}")
+    if oneliner:
+        return " ".join(lines) + "\n"
+    return lines[0] + "\n" + "".join("   " + line + "\n" for line in lines[1:]) + "\n"
 
 
 def format_config(config, now=None):

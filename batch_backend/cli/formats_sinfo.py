@@ -20,17 +20,27 @@ MIN_FIELD_SIZE = 9  # Slurm's MIN_NODE_FIELD_SIZE / MIN_PART_FIELD_SIZE
 _NODE_BASE_NUM = {"UNKNOWN": 0, "DOWN": 1, "IDLE": 2, "ALLOCATED": 3, "MIXED": 5, "FUTURE": 6,
                   "DRAINED": 2, "DRAINING": 3, "COMPLETING": 3}
 _COMPACT = {"IDLE": "idle", "ALLOCATED": "alloc", "MIXED": "mix", "DOWN": "down", "UNKNOWN": "unk",
-            "DRAINED": "drain", "DRAINING": "drng", "COMPLETING": "comp", "FUTURE": "futr"}
+            "DRAINED": "drain", "DRAINING": "drng", "COMPLETING": "comp", "FUTURE": "futr",
+            "RESERVED": "resv", "MAINT": "maint"}
 _LONG = {"IDLE": "idle", "ALLOCATED": "allocated", "MIXED": "mixed", "DOWN": "down", "UNKNOWN": "unknown",
-         "DRAINED": "drained", "DRAINING": "draining", "COMPLETING": "completing", "FUTURE": "future"}
+         "DRAINED": "drained", "DRAINING": "draining", "COMPLETING": "completing", "FUTURE": "future",
+         "RESERVED": "reserved", "MAINT": "maint"}
 
 
 def _drain_base(node):
-    """Fold the DRAIN flag into DRAINED/DRAINING as Slurm's node_state_string does."""
+    """Fold the DRAIN flag into DRAINED/DRAINING as Slurm's node_state_string does.
+
+    A node in an active reservation shows MAINT (maintenance reservation, unless
+    it is drained, down, allocated or mixed) or RESERVED (idle), as in Slurm.
+    """
     base = node.get("state", "UNKNOWN")
     flags = node.get("state_flags") or []
     if "DRAIN" in flags and base not in ("DRAINED", "DRAINING"):
         base = "DRAINING" if base in ("ALLOCATED", "MIXED", "COMPLETING") else "DRAINED"
+    if "MAINT" in flags and base not in ("DRAINED", "DRAINING", "ALLOCATED", "DOWN", "MIXED"):
+        base = "MAINT"
+    elif "RESERVED" in flags and base == "IDLE":
+        base = "RESERVED"
     return base
 
 
@@ -59,6 +69,10 @@ def node_state_num(node):
         num |= 0x200
     if "NOT_RESPONDING" in flags:
         num |= 0x800
+    if "RESERVED" in flags:  # NODE_STATE_RES
+        num |= 0x80
+    if "MAINT" in flags:  # NODE_STATE_MAINT
+        num |= 0x40000
     return num
 
 
@@ -117,7 +131,7 @@ def _node_class(node):
     base = _drain_base(node)
     if base in ("ALLOCATED", "MIXED", "COMPLETING"):
         return "alloc"
-    return "idle" if base == "IDLE" else "other"
+    return "idle" if base in ("IDLE", "RESERVED") else "other"
 
 
 def _counts(nodes):
@@ -171,13 +185,13 @@ SINFO_CODES = {
     "g": ("GROUPS", lambda g: "n/a" if g.part is None else (
         "all" if (g.part.get("allow_groups") or "ALL").upper() == "ALL" else g.part["allow_groups"]), False),
     "G": ("GRES", lambda g: g.nodes[0].get("gres") or NULL, True),
-    "h": ("OVERSUBSCRIBE", lambda g: "NO", False),
+    "h": ("OVERSUBSCRIBE", lambda g: "n/a" if g.part is None else (g.part.get("over_subscribe") or "NO"), False),
     "H": ("TIMESTAMP", lambda g: timespec.format_datetime(g.nodes[0].get("reason_time")), True),
     "I": ("PRIO_JOB_FACTOR", lambda g: "1", False),
     "l": ("TIMELIMIT", _part_time("max_time"), False),
     "L": ("DEFAULTTIME", _part_time("default_time"), False),
     "m": ("MEMORY", lambda g: _range(n.get("real_memory") for n in g.nodes), True),
-    "M": ("PREEMPT_MODE", lambda g: "OFF", False),
+    "M": ("PREEMPT_MODE", lambda g: "n/a" if g.part is None else (g.part.get("preempt_mode_text") or "OFF"), False),
     "n": ("HOSTNAMES", lambda g: _hostlist([n.get("hostname") or n["name"] for n in g.nodes]), False),
     "N": ("NODELIST", lambda g: _hostlist([n["name"] for n in g.nodes]), False),
     "o": ("NODE_ADDR", lambda g: _hostlist([n.get("address") or n["name"] for n in g.nodes]), False),

@@ -46,16 +46,18 @@ scontrol [<OPTION>] [<COMMAND>]
      requeue <job_id>         re-queue a batch job
      requeuehold <job_id>     re-queue and hold a batch job
      resume <job_list>        resume previously suspended job
+     create <SPECIFICATIONS>  create a new reservation
+     delete <SPECIFICATIONS>  delete the specified reservation
      show <ENTITY> [<ID>]     display state of identified entity, default is all
                               records; ENTITY: config, hostlist, hostlistsorted,
-                              hostnames, job, node, partition
+                              hostnames, job, node, partition, reservation
      suspend <job_list>       suspend specified job
      token [lifespan=<lifespan>] [username=<username>]
                               get a token (JWT) for authentication to the
                               controller over TCP
      top <job_list>           put specified job first in the user's queue
      uhold <job_list>         place user hold on specified job
-     update <SPECIFICATIONS>  update job or node configuration
+     update <SPECIFICATIONS>  update job, node or reservation configuration
      version                  display tool version number
 """
 
@@ -69,6 +71,7 @@ JOB_UPDATE_KEYS = {
     "name": ("name", "str"),
     "comment": ("comment", "str"),
     "nice": ("nice", "int"),
+    "priority": ("priority", "int"),
     "numnodes": ("num_nodes", "nodes"),
     "reqnodes": ("num_nodes", "nodes"),
     "numtasks": ("num_tasks", "int"),
@@ -78,6 +81,8 @@ JOB_UPDATE_KEYS = {
     "features": ("features", "str"),
     "excnodelist": ("exclude", "str"),
     "starttime": ("begin_time", "time"),
+    "account": ("account", "str"),
+    "qos": ("qos", "str"),
 }
 
 NODE_STATES = ("DRAIN", "RESUME", "DOWN", "IDLE", "UNDRAIN", "FAIL", "POWER_DOWN", "POWER_UP")
@@ -184,13 +189,16 @@ def show_node(client, args, oneliner):
     return "".join(formats_scontrol.format_node(n, oneliner=oneliner) for n in nodes)
 
 
-def show_partition(client, args, oneliner):
+def show_partition(client, args, oneliner, show_all=False):
+    """Hidden partitions show only with -a/--all or by name, as in Slurm."""
     parts = client.partitions()
     if args:
         parts = [p for p in parts if p["name"] == args[0]]
         if not parts:
             raise CommandError(f"Partition {args[0]} not found", raw=True)
-    elif not parts:
+    elif not show_all:
+        parts = [p for p in parts if not p.get("hidden")]
+    if not parts:
         return "No partitions in the system\n"
     return "".join(formats_scontrol.format_partition(p, oneliner=oneliner) for p in parts)
 
@@ -226,6 +234,8 @@ _SHOW = {
     "config": "config", "configuration": "config", "conf": "config",
     "hostnames": "hostnames", "hostname": "hostnames",
     "hostlist": "hostlist", "hostlistsorted": "hostlistsorted",
+    "reservation": "reservation", "reservations": "reservation", "res": "reservation",
+    "reservationname": "reservation",
 }
 
 
@@ -234,7 +244,7 @@ def show(args, opts):
         raise UsageError("too few arguments for keyword:show")
     entity = _SHOW.get(args[0].lower())
     rest = args[1:]
-    if rest and "=" in rest[0] and entity in ("job", "node", "partition"):
+    if rest and "=" in rest[0] and entity in ("job", "node", "partition", "reservation"):
         rest = [rest[0].split("=", 1)[1]] + rest[1:]  # show job=N / NodeName=n1
     if entity is None:
         raise UsageError(f"invalid entity:{args[0]} for keyword:show")
@@ -249,7 +259,10 @@ def show(args, opts):
     if entity == "node":
         return show_node(client, rest, opts["oneliner"])
     if entity == "partition":
-        return show_partition(client, rest, opts["oneliner"])
+        return show_partition(client, rest, opts["oneliner"], show_all=opts["all"])
+    if entity == "reservation":
+        from . import scontrol_resv
+        return scontrol_resv.show(rest, opts["oneliner"])
     return formats_scontrol.format_config(client.config())
 
 
@@ -258,6 +271,9 @@ def update(args):
     if not pairs:
         raise UsageError("too few arguments for keyword:update")
     keys = [k.lower() for k, _ in pairs]
+    from . import scontrol_resv
+    if scontrol_resv.is_reservation_word(pairs[0][0]):
+        return scontrol_resv.update(args)
     from ..client import APIError, Client, NotFound
     client = Client()
     if "nodename" in keys:
@@ -388,6 +404,13 @@ def run(argv):
         return 0
     if command == "update":
         return update(rest)
+    if command in ("create", "delete"):
+        from . import scontrol_resv
+        if command == "delete":
+            return scontrol_resv.main_delete(rest)
+        if not any(scontrol_resv.is_reservation_word(a) for a in rest):
+            raise UsageError(f"Invalid creation entity: {rest[0] if rest else ''}")
+        return scontrol_resv.create(rest)
     if command in JOB_ACTIONS:
         return job_action(command, rest)
     if command == "ping":
@@ -407,6 +430,8 @@ def _unreachable(argv):
         return lambda reason: f"slurm_load_node error: {reason}"
     if entity == "partition":
         return lambda reason: f"slurm_load_partitions error: {reason}"
+    if entity == "reservation":
+        return lambda reason: f"slurm_load_reservations error: {reason}"
     if words and words[0] == "update":
         return lambda reason: f"slurm_update error: {reason}"
     return lambda reason: f"{PROG}: error: {reason}"

@@ -75,6 +75,7 @@ _STATE_WORDS = {
     "down": "DOWN", "drain": "DRAIN", "drained": "DRAINED", "drng": "DRAINING", "draining": "DRAINING",
     "unk": "UNKNOWN", "unknown": "UNKNOWN", "comp": "COMPLETING", "completing": "COMPLETING",
     "no_respond": "NOT_RESPONDING", "not_responding": "NOT_RESPONDING",
+    "resv": "RESERVED", "reserved": "RESERVED", "maint": "MAINT",
 }
 
 
@@ -98,6 +99,8 @@ def _node_matches(node, wanted):
     if base in wanted or node.get("state") in wanted:
         return True
     if "DRAIN" in wanted and base in ("DRAINED", "DRAINING"):
+        return True
+    if wanted & {"RESERVED", "MAINT"} & set(flags):  # in an active reservation, whatever its load
         return True
     return "NOT_RESPONDING" in wanted and "NOT_RESPONDING" in flags
 

@@ -42,6 +42,7 @@ OPTIONS = common.options(
     ("h", "noheader", "noheader", FLAG),
     ("p", "partition,partitions", "partitions", LIST),
     ("q", "qos", "qos", LIST),
+    ("R", "reservation", "reservation", VALUE),
     ("S", "sort", "sort", VALUE),
     (None, "start", "start", FLAG),
     ("s", "steps", "steps", FLAG),
@@ -73,6 +74,7 @@ Usage: squeue [OPTIONS]
   -O, --Format=format             format specification (field names)
   -p, --partition=partition(s)    comma separated list of partitions to view
   -r, --array                     display one job array element per line
+  -R, --reservation=name          reservation to view
   -s, --steps                     show job steps
   -S, --sort=fields               comma separated list of fields to sort on
       --start                     print expected start times of pending jobs
@@ -168,6 +170,8 @@ def wanted_fields(opts, columns):
         extra.append("account")
     if opts["qos"]:
         extra.append("qos")
+    if opts["reservation"]:
+        extra.append("reservation")
     if opts["nodelist"]:
         extra.append("nodes")
     return formats_squeue.squeue_fields(columns, extra)
@@ -185,13 +189,16 @@ def query(client, opts, fields=None):
     jobs = client.jobs(ids=ids or None, users=users or None,
                        partitions=common.split_list(opts["partitions"]) or None,
                        states=states or None, names=common.split_list(opts["names"]) or None,
-                       include_finished=any_final, fields=fields)
+                       include_finished=any_final, fields=fields,
+                       hide_hidden=not (opts["all"] or opts["partitions"] or ids))
     accounts = set(common.split_list(opts["accounts"]))
     if accounts:
         jobs = [j for j in jobs if j.get("account") in accounts]
     qos = set(common.split_list(opts["qos"]))
     if qos:
         jobs = [j for j in jobs if j.get("qos") in qos]
+    if opts["reservation"]:
+        jobs = [j for j in jobs if j.get("reservation") == opts["reservation"]]
     if opts["nodelist"]:
         from .. import hostlist
         wanted = set(hostlist.expand(opts["nodelist"]))

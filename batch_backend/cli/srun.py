@@ -405,11 +405,32 @@ def allocation_env(job, base):
 
 # -- running a step ------------------------------------------------------------------------
 
-def _listen_host():
-    """(bind, advertise): all interfaces when this host has a configured address, else loopback."""
+def _listen_host(client=None):
+    """(bind, advertise) for the step's I/O and PMI servers: an address the nodes can reach.
+
+    A configured address (``BATCHHUB_SRUN_ADDR``) is advertised and every
+    interface listened on; with a TCP controller, the address this host uses to
+    reach it (the cluster network; the nodes reach srun there); on the
+    controller's socket, the address facing the nodes when they live on other
+    hosts; else loopback (controller, nodes and srun share this host).
+    """
     addr = os.environ.get("BATCHHUB_SRUN_ADDR") or os.environ.get("BATCHHUB_NODE_ADDR")
     if addr and addr not in ("127.0.0.1", "localhost"):
         return ("::" if ":" in addr else "0.0.0.0"), addr
+    from ..client import ClientError, is_tcp_address, local_address_for
+    address = getattr(client, "address", None)
+    local = local_address_for(address)
+    if local is None and address and not is_tcp_address(address):
+        try:
+            remote = {n.get("address") for n in client.nodes()} - {None, "", "127.0.0.1", "::1", "localhost"}
+        except ClientError:
+            remote = set()
+        for node_addr in sorted(remote):
+            local = local_address_for(f"[{node_addr}]:9" if ":" in node_addr else f"{node_addr}:9")
+            if local:
+                break
+    if local:
+        return local, local
     return "127.0.0.1", "127.0.0.1"
 
 
@@ -548,7 +569,7 @@ class StepRunner:
         if spec and spec.lower() not in ("none", "all") and not spec.isdigit():
             self.input_file = spec
         self.sel = selectors.DefaultSelector()
-        bind, advertise = _listen_host()
+        bind, advertise = _listen_host(client)
         self.listener = socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind((bind, 0))
         self.listener.listen(4096)

@@ -19,6 +19,7 @@ import tornado.web
 from .. import __version__
 from ..errors import AuthenticationFailed, BatchError, InvalidRequest, NotFound, PermissionDenied
 from ..api.openapi import openapi_document
+from ..model import ACTIVE_STATES
 from ..auth import jwt
 from .identity import Identity, identity_for_uid, peer_credentials
 from .nodes import check_node_events
@@ -39,11 +40,15 @@ class BaseHandler(tornado.web.RequestHandler):
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json")
 
+    #: endpoints a node credential may call (node daemons only need these)
+    node_credential_ok = False
+
     def prepare(self):
         # TCP has no kernel-verified identity: every request there (reads too) needs a valid token
         sock = getattr(self.request.connection.stream, "socket", None)
         if sock is None or sock.family != socket.AF_UNIX:
-            self.caller
+            if self.caller.nodes is not None and not self.node_credential_ok:
+                raise PermissionDenied("Access/permission denied: a node credential is for node daemons only")
 
     @property
     def caller(self):
@@ -60,6 +65,9 @@ class BaseHandler(tornado.web.RequestHandler):
                 authority = getattr(self.controller, "authority", None)
                 if not ident.admin and authority is not None and authority.is_admin(uid, ident.user):
                     ident = Identity(uid=ident.uid, gid=ident.gid, user=ident.user, admin=True, node=ident.node)
+            if not ident.admin and self.cluster.assoc.has_admin_level(ident.user):
+                # sacctmgr's AdminLevel=Operator/Administrator makes a user a Slurm administrator
+                ident = Identity(uid=ident.uid, gid=ident.gid, user=ident.user, admin=True, node=ident.node)
             self._caller = ident
         return ident
 
@@ -78,14 +86,36 @@ class BaseHandler(tornado.web.RequestHandler):
         except jwt.TokenError as e:
             raise AuthenticationFailed(f"Authentication failure: {e.message}", reason=e.reason) from None
         user = claims["sun"]
+        if "node" in claims:
+            return self._node_identity(claims)
+        jid = claims.get("jid")
+        if jid is not None:
+            # a job's token (see Authority.mint_job_token): valid while its job lives
+            job = self.cluster.jobs.get(jid) if isinstance(jid, int) else None
+            if job is None or job["state"] not in ACTIVE_STATES or job.get("user") != user:
+                raise AuthenticationFailed(f"Authentication failure: token of job {jid}, which has ended",
+                                           reason="job_ended")
         try:
             pw = pwd.getpwnam(user)
         except KeyError:
             raise AuthenticationFailed(f"Authentication failure: token user {user!r} does not exist on this host",
                                        reason="unknown_user") from None
         admin = authority.is_admin(pw.pw_uid, user)
-        # over TCP a node daemon is whoever holds an admin token (its node credential)
-        return Identity(uid=pw.pw_uid, gid=pw.pw_gid, user=user, admin=admin, node=admin)
+        # a user token never makes a node daemon, an admin's neither: nodes hold node credentials
+        return Identity(uid=pw.pw_uid, gid=pw.pw_gid, user=user, admin=admin, node=False)
+
+    def _node_identity(self, claims):
+        """A node credential (``node`` claim, see :func:`jwt.make_node_token`): a node daemon, no user."""
+        from .. import hostlist
+        expr = claims["node"]
+        try:
+            names = frozenset(hostlist.expand(expr)) if isinstance(expr, str) and expr.strip() else None
+        except Exception:  # noqa: BLE001 -- any unparsable expression is a malformed token
+            names = None
+        if not names:
+            raise AuthenticationFailed("Authentication failure: malformed token: bad 'node' claim",
+                                       reason="malformed")
+        return Identity(uid=-1, gid=-1, user=claims["sun"], admin=False, node=True, nodes=names)
 
     def who(self):
         """The caller as the audit log names it (never raises)."""
@@ -150,6 +180,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
 
 class PingHandler(BaseHandler):
+    node_credential_ok = True
+
     def get(self):
         c = self.caller
         self.reply({"version": __version__, "cluster_name": self.cluster.cluster_name, "time": time.time(),
@@ -165,6 +197,10 @@ class JobsHandler(BaseHandler):
                                   partitions=self.list_arg("partitions"), states=states,
                                   names=self.list_arg("names"),
                                   include_finished=self.get_query_argument("all", "") == "1")
+        if self.get_query_argument("hide_hidden", "") == "1":
+            hidden = {n for n, p in self.cluster.partitions.items() if p.get("hidden")}
+            if hidden:
+                jobs = [j for j in jobs if j["partition"] not in hidden]
         fields = self.list_arg("fields")
         if fields:
             # compact rows: what a poller like squeue needs, without 70 keys per job
@@ -179,6 +215,20 @@ class JobsHandler(BaseHandler):
         sub = self.body()
         job_id = self.cluster.submit(sub, self.caller)
         self.reply({"job_id": job_id, "test_only": job_id is None}, status=201)
+
+
+class JobBatchHandler(BaseHandler):
+    """POST /v1/jobs/batch {"jobs": [submission, ...]}: many submissions, one commit."""
+
+    MAX_JOBS = 10000
+
+    def post(self):
+        subs = self.body().get("jobs")
+        if not isinstance(subs, list) or not subs or not all(isinstance(s, dict) for s in subs):
+            raise InvalidRequest("field 'jobs' must be a non-empty list of submissions")
+        if len(subs) > self.MAX_JOBS:
+            raise InvalidRequest(f"at most {self.MAX_JOBS} submissions per request, got {len(subs)}")
+        self.reply({"results": self.cluster.submit_many(subs, self.caller)}, status=201)
 
 
 class JobHandler(BaseHandler):
@@ -298,6 +348,42 @@ class AccountingHandler(BaseHandler):
         self.reply({"jobs": rows})
 
 
+_KINDS = {"clusters": "cluster", "accounts": "account", "users": "user", "qos": "qos",
+          "associations": "association"}
+
+
+class AccountingRecordsHandler(BaseHandler):
+    """sacctmgr show: clusters, accounts, users, QOS and associations (readable by everyone)."""
+
+    def get(self, kind):
+        where = {k: self.list_arg(k) for k in ("names", "accounts", "users", "partitions")}
+        self.reply({"items": self.cluster.assoc.list(_KINDS[kind], where)})
+
+
+class AccountingChangeHandler(BaseHandler):
+    """sacctmgr add/modify/delete (admins only); ``dry_run`` validates without changing."""
+
+    def post(self, kind, action):
+        from ..model import ACTIVE_STATES
+        jobs = self.cluster.jobs
+        self.reply(self.cluster.assoc.change(
+            _KINDS[kind], action, self.body(), self.caller,
+            active_jobs=lambda: [j for j in jobs.values() if j["state"] in ACTIVE_STATES]))
+        if not self.body().get("dry_run"):
+            # new shares or QOS priorities count at once, not at the next PriorityCalcPeriod
+            self.cluster.priority.associations_changed(self.cluster.now())
+            self.cluster.request_schedule()  # a raised limit may let jobs start
+
+
+class AssociationTreeHandler(BaseHandler):
+    """The association tree and QOS priorities (fairshare, sshare), and what is enforced."""
+
+    def get(self):
+        store = self.cluster.assoc
+        self.reply({"associations": store.tree(), "qos": store.qos_priorities(),
+                    "enforce": sorted(store.enforce)})
+
+
 class NodesHandler(BaseHandler):
     def get(self):
         names = self.list_arg("names")
@@ -316,7 +402,14 @@ class NodesHandler(BaseHandler):
             records = [nodes[n] for n in wanted]
         else:
             records = list(nodes.values())
-        self.reply({"nodes": [r.to_dict() for r in records]})
+        reserved = self.cluster.reservations.node_flags()
+        out = []
+        for r in records:
+            d = r.to_dict()
+            if r.name in reserved:  # in an active reservation: sinfo's resv / maint
+                d["state_flags"] = d["state_flags"] + [reserved[r.name]]
+            out.append(d)
+        self.reply({"nodes": out})
 
 
 class NodeUpdateHandler(BaseHandler):
@@ -345,6 +438,67 @@ class PartitionsHandler(BaseHandler):
             d["total_cpus"] = sum(self.cluster.nodes[n].cpus for n in p["nodes"])
             out.append(d)
         self.reply({"partitions": out})
+
+
+class PriorityHandler(BaseHandler):
+    """sprio: each pending job's priority factors (computed now), and the weights."""
+
+    def get(self):
+        cluster = self.cluster
+        ids = self.list_arg("ids")
+        if ids:
+            seen, jobs = set(), []
+            for id_text in ids:
+                for j in cluster.find(id_text):
+                    if j["job_id"] not in seen:
+                        seen.add(j["job_id"])
+                        jobs.append(j)
+        else:
+            jobs = list(cluster.pending.values())
+        users, partitions = self.list_arg("users"), self.list_arg("partitions")
+        jobs = [j for j in jobs if (not users or j["user"] in users)
+                and (not partitions or j["partition"] in partitions)]
+        jobs.sort(key=lambda j: j["job_id"])
+        service = cluster.priority
+        self.reply({"priority_type": service.type, "weights": service.weights_dict(),
+                    "jobs": service.report(jobs, cluster.now())})
+
+
+class SharesHandler(BaseHandler):
+    """sshare: the association tree with shares, decayed usage and classic fairshare."""
+
+    def get(self):
+        service = self.cluster.priority
+        now = self.cluster.now()
+        self.reply({"priority_type": service.type, "time": now, "rows": service.fairshare_rows(now)})
+class ReservationsHandler(BaseHandler):
+    """``scontrol show reservation`` (GET, anyone) and ``scontrol create reservation`` (POST, admins)."""
+
+    def get(self):
+        book = self.cluster.reservations
+        names = self.list_arg("names")
+        records = book.list() if not names else [book.get(n) for n in names]
+        self.reply({"reservations": [book.public(r) for r in records]})
+
+    def post(self):
+        book = self.cluster.reservations
+        self.reply({"reservation": book.public(book.create(self.body(), self.caller))}, status=201)
+
+
+class ReservationHandler(BaseHandler):
+    """One reservation: GET it, POST changes to it (``scontrol update``), DELETE it."""
+
+    def get(self, name):
+        book = self.cluster.reservations
+        self.reply({"reservation": book.public(book.get(name))})
+
+    def post(self, name):
+        book = self.cluster.reservations
+        self.reply({"reservation": book.public(book.update(name, self.body(), self.caller))})
+
+    def delete(self, name):
+        self.cluster.reservations.delete(name, self.caller)
+        self.reply({"deleted": name})
 
 
 class ConfigHandler(BaseHandler):
@@ -404,20 +558,27 @@ class ShutdownHandler(BaseHandler):
 
 # -- node daemon endpoints ---------------------------------------------------------------
 class NodeDaemonHandler(BaseHandler):
-    def check_node(self):
+    node_credential_ok = True
+
+    def check_node(self, name):
         if not self.caller.node:
             raise PermissionDenied("node endpoints are for node daemons only")
+        if not self.caller.speaks_for(name):
+            raise PermissionDenied(f"Access/permission denied: this node credential is not valid for node {name}")
 
 
 class NodeRegisterHandler(NodeDaemonHandler):
     def post(self, name):
-        self.check_node()
-        self.reply(self.cluster.node_register(name, self.body()))
+        self.check_node(name)
+        info = self.body()
+        # the controller, not the daemon, says how the daemon reached it (jobs there need a token)
+        info["via_tcp"] = getattr(self, "_transport", "unix") == "tcp"
+        self.reply(self.cluster.node_register(name, info))
 
 
 class NodeCommandsHandler(NodeDaemonHandler):
     async def get(self, name):
-        self.check_node()
+        self.check_node(name)
         epoch = self.get_query_argument("epoch", "")
         node = self.cluster.node_seen(name)
         if node is None:
@@ -427,18 +588,16 @@ class NodeCommandsHandler(NodeDaemonHandler):
             return
         try:
             after = int(self.get_query_argument("after", "0"))
-            wait = min(float(self.get_query_argument("wait", "0")), 60.0)
+            wait = min(float(self.get_query_argument("wait", "0")), 60.0, poll_wait_cap(self.cluster))
         except ValueError:
             raise InvalidRequest("after and wait must be numbers") from None
         self._node = node
-        node.polling += 1  # a held poll is a live node, whatever SlurmdTimeout says
-        try:
-            commands = await node.wait_commands(after, wait)
-        finally:
-            node.polling -= 1
-        self.cluster.node_seen(name)
+        # a held poll proves nothing (a cut link leaves it open): it ends within poll_wait_cap(),
+        # and a node is seen again only by polling again
+        commands = await node.wait_commands(after, wait)
         if self.request.connection.stream.closed():
             return
+        self.cluster.node_seen(name)
         self.reply({"epoch": self.cluster.epoch, "commands": commands})
 
     def on_connection_close(self):
@@ -451,7 +610,7 @@ class NodeCommandsHandler(NodeDaemonHandler):
 
 class NodeEventsHandler(NodeDaemonHandler):
     def post(self, name):
-        self.check_node()
+        self.check_node(name)
         events = self.body().get("events", [])
         try:
             check_node_events(events)
@@ -466,6 +625,17 @@ class NodeEventsHandler(NodeDaemonHandler):
 class OpenAPIHandler(BaseHandler):
     def get(self):
         self.reply(openapi_document())
+
+
+def poll_wait_cap(cluster):
+    """How long a node's long poll may be held: a third of SlurmdTimeout (at least 1 s).
+
+    Every answered poll is a sign of life, so a node that polls keeps being seen
+    well within SlurmdTimeout; a poll held on a connection whose peer vanished
+    without a FIN (a cut link) ends soon enough for the node to be declared
+    NOT_RESPONDING in time.
+    """
+    return max(1.0, cluster.slurmd_timeout / 3.0)
 
 
 def _long_state(s):
@@ -489,6 +659,7 @@ def make_app(controller):
         (r"/v1/ping", PingHandler),
         (r"/v1/jobs", JobsHandler),
         (r"/v1/jobs/cancel", CancelHandler),
+        (r"/v1/jobs/batch", JobBatchHandler),
         (rf"/v1/jobs/{ID_RE}", JobHandler),
         (rf"/v1/jobs/{ID_RE}/(update|hold|uhold|release|requeue|requeuehold|suspend|resume|top)", JobActionHandler),
         (rf"/v1/jobs/{ID_RE}/steps", StepsHandler),
@@ -497,10 +668,17 @@ def make_app(controller):
         (rf"/v1/jobs/{ID_RE}/complete", CompleteHandler),
         (rf"/v1/jobs/{ID_RE}/extension", ExtensionHandler),
         (r"/v1/accounting/jobs", AccountingHandler),
+        (r"/v1/accounting/(clusters|accounts|users|qos|associations)", AccountingRecordsHandler),
+        (r"/v1/accounting/(clusters|accounts|users|qos|associations)/(add|modify|delete)", AccountingChangeHandler),
+        (r"/v1/associations", AssociationTreeHandler),
         (r"/v1/nodes", NodesHandler),
         (r"/v1/nodes/update", NodeUpdateHandler),
         (r"/v1/partitions", PartitionsHandler),
+        (r"/v1/reservations", ReservationsHandler),
+        (r"/v1/reservations/([^/]+)", ReservationHandler),
         (r"/v1/config", ConfigHandler),
+        (r"/v1/priority", PriorityHandler),
+        (r"/v1/shares", SharesHandler),
         (r"/v1/shutdown", ShutdownHandler),
         (r"/v1/tokens", TokensHandler),
         (r"/v1/noded/([A-Za-z0-9_.\-]+)/register", NodeRegisterHandler),

@@ -14,13 +14,16 @@ import os
 import time
 
 from .. import hostlist
-from ..errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from ..errors import BatchError, Conflict, InvalidRequest, NotFound, PermissionDenied
 from ..model import ACTIVE_STATES, FINAL_STATES
 from ..patterns import expand_output_pattern
 from ..sched import backfill, fifo
+from ..sched import reservations as resv_policy
 from .dependencies import dependency_state, validate_dependency
-from .jobs import build_job, check_job_update, check_submission, format_array_pending
-from .nodes import NodeRecord
+from .jobs import build_job, check_job_update, check_submission, format_array_pending, share_strings
+from .nodes import NOT_RESPONDING_REASON, NodeRecord
+from .priority_service import PriorityService
+from .reservations import ReservationBook
 
 log = logging.getLogger("batchhub.controller")
 
@@ -40,7 +43,16 @@ class Cluster:
         self.kill_wait = float(get_option(conf, "KillWait", 30))
         self.min_job_age = float(get_option(conf, "MinJobAge", 300))
         self.slurmd_timeout = float(get_option(conf, "SlurmdTimeout", 300))
+        # Slurm's ReturnToService: 0 = a node DOWN for not responding stays DOWN until an admin
+        # resumes it; 1/2 = it returns when its daemon registers again (BatchHub's default: 1,
+        # virtual nodes on one host come and go with their daemons)
+        from ..conf import get_int_option
+        self.return_to_service = get_int_option(conf, "ReturnToService", 1) or 0
+        self.mint_job_token = None  # job -> token for jobs on nodes reached over TCP (set by the daemon)
         self.epoch = os.urandom(8).hex()
+        from .associations import AssociationStore
+        self.assoc = AssociationStore(journal, self.cluster_name,
+                                      enforce=get_option(conf, "AccountingStorageEnforce", ""))
         self.nodes = {}
         for i, nconf in enumerate(conf["nodes"]):
             self.nodes[nconf["name"]] = NodeRecord(nconf, i)
@@ -70,8 +82,9 @@ class Cluster:
         self.jobs = {}        # job_id -> job dict (active + recently finished)
         self.pending = {}     # job_id -> job dict, submit order
         self.order_dirty = False
-        self.payloads = {}    # job_id -> payload, for jobs not yet launched (cache)
-        self.json_cache = {}  # job_id -> JSON text as last journaled
+        # Scripts and environments (payloads) and the jobs' JSON text are not kept in memory:
+        # with 100,000 known jobs they would cost ~4 KB a job. A payload is read back from the
+        # journal when the job launches, the JSON text is made when asked for.
         self.running_array_tasks = {}
         self._schedule_handle = None
         self.blocked_partitions = set()
@@ -79,6 +92,16 @@ class Cluster:
         from .steps import StepManager
         self.steps = StepManager(self, os.urandom(32))  # the daemon installs the persistent key
         self.stats = {"passes": 0, "last_pass_ms": 0.0, "submitted": 0}
+        # Where associations and QOS come from once sacctmgr manages them: callables returning
+        # the association rows ({"account", "parent", "user", "shares", "partition"}) and the
+        # QOS rows ({"name", "priority"}); None means "none configured" (see association_tree).
+        # sacctmgr's store feeds fairshare once anything beyond its seeded defaults exists.
+        self.assoc_source = lambda: self.assoc.tree() if self.assoc.configured() else []
+        self.qos_source = self.assoc.qos_priorities
+        self.priority = PriorityService(self)  # PriorityType, weights, usage (ValueError on bad config)
+        self.reservations = ReservationBook(self)  # advance reservations (controller/reservations.py)
+        from .preemption import PreemptionControl
+        self.preemption = PreemptionControl(self)  # suspend/resume, preemption, gang scheduling
 
     # -- recovery ------------------------------------------------------------
     def recover(self):
@@ -92,7 +115,9 @@ class Cluster:
                 node.reason_time = data.get("reason_time")
                 node.reason_user = data.get("reason_user", "")
         self.next_job_id = self.journal.next_job_id(int(self._opt("FirstJobId", 1)))
+        self.reservations.recover()
         for job in self.journal.load_live_jobs(now - self.min_job_age):
+            share_strings(job)
             self.jobs[job["job_id"]] = job
             if job["state"] == "PENDING":
                 self.pending[job["job_id"]] = job
@@ -100,14 +125,46 @@ class Cluster:
                 for name in job["nodes"]:
                     node = self.nodes.get(name)
                     if node is not None:
-                        node.allocate(job["job_id"], job["cpus_per_node"].get(name, 0),
+                        node.allocate(job["job_id"], 0 if job.get("cpus_released") else job["cpus_per_node"].get(name, 0),
                                       job["mem_alloc_per_node"].get(name, 0),
                                       job["gpus_per_node"].get(name, []))
                 if job.get("array_job_id") and job["array_job_id"] != job["job_id"]:
                     self._count_array_task(job["array_job_id"], +1)
         self.order_dirty = True
         self.recovered_at = now
+        self.priority.recover(now)
         return len(self.jobs)
+
+    # -- associations and QOS (the adapter the priority code reads) -------------------
+    def association_tree(self):
+        """Association rows ``{"account", "parent", "user", "shares", "partition"}`` or [] if none.
+
+        A user row may carry ``"default": True`` (the user's DefaultAccount: jobs
+        without ``-A`` are charged there; else the user's first row is). Per-partition
+        associations are not distinguished: usage is per (account, user).
+
+        The one place the controller asks for the account tree: sacctmgr's store
+        plugs in through ``assoc_source``. With no associations the priority code
+        uses its default tree (root with every user who has jobs, shares 1). After
+        a change, ``self.priority.associations_changed(now)`` applies it at once
+        (otherwise the next PriorityCalcPeriod pass does).
+        """
+        if self.assoc_source is not None:
+            return list(self.assoc_source() or [])
+        return []
+
+    def qos_priorities(self):
+        """QOS name -> Priority (``normal`` 0 when no QOS are configured)."""
+        rows = list(self.qos_source() or []) if self.qos_source is not None else []
+        out = {"normal": 0}
+        out.update({q["name"]: int(q.get("priority") or 0) for q in rows})
+        return out
+
+    def priority_tick(self):
+        """Once a second (the daemon's housekeeping): usage charging and PriorityCalcPeriod."""
+        self.priority.tick(self.now())
+        if self.order_dirty and self.pending:
+            self.request_schedule()
 
     def _opt(self, key, default):
         from ..conf import get_option
@@ -118,8 +175,6 @@ class Cluster:
         """Journal jobs; the JSON text written is also what the API serves for them."""
         texts = [json.dumps(job, separators=(",", ":")) for job in jobs]
         self.journal.save_jobs(jobs, texts)
-        for job, text in zip(jobs, texts):
-            self.json_cache[job["job_id"]] = text
         if self.on_change is not None:
             for job in jobs:
                 self.on_change(job)
@@ -129,11 +184,8 @@ class Cluster:
         return job
 
     def job_json(self, job):
-        """The job as JSON text, from the cache kept in step with the journal."""
-        text = self.json_cache.get(job["job_id"])
-        if text is None:
-            text = self.json_cache[job["job_id"]] = json.dumps(job, separators=(",", ":"))
-        return text
+        """The job as JSON text (what the full job list serves)."""
+        return json.dumps(job, separators=(",", ":"))
 
     def find(self, id_text):
         """Jobs named by 'N', 'A' (an array: all its tasks), 'A_i' or 'A_[x-y]'.
@@ -197,15 +249,23 @@ class Cluster:
             if existing is not None:
                 return existing  # a retried submit: same job, never a second one
         now = self.now()
+        sub = self.reservations.submission_defaults(sub)
         job, payload = build_job(sub, job_id=self.next_job_id, caller=caller, partitions=self.partitions,
                                  default_partition=self.default_partition,
                                  nodes={n: r.template() for n, r in self.nodes.items()},
                                  now=now, cluster_name=self.cluster_name)
         if job["dependency"]:
             validate_dependency(job["dependency"], self._lookup_any)
+        self.reservations.check_job(job)
+        self.assoc.apply_to_job(job, sub, self.partitions[job["partition"]],
+                                lambda: [j for j in self.jobs.values() if j["state"] in ACTIVE_STATES])
         if sub.get("test_only"):
             return None
-        job["priority"] = job["priority"] or max(1, 10**8 - job["job_id"])
+        if job["dependency"]:
+            job["eligible_time"] = None  # a job ages (and shows an EligibleTime) once its dependency is met
+        job["priority_set"] = job["priority"] or None  # sbatch --priority by an admin pins it
+        self.priority.note_user(job["user"])
+        job["priority"] = self.priority.priority_of(job, now)
         if job["held"]:
             job["reason"] = "JobHeldUser"
         elif (job["begin_time"] or 0) > now:
@@ -223,12 +283,37 @@ class Cluster:
         self.next_job_id = job["job_id"] + 1
         self.jobs[job["job_id"]] = job
         self.pending[job["job_id"]] = job
-        self.payloads[job["job_id"]] = payload
         self.stats["submitted"] += 1
-        if job["priority"] != max(1, 10**8 - job["job_id"]):
-            self.order_dirty = True
+        if not self.order_dirty:
+            # appended last: the queue is still in order unless it outranks the job before it
+            before = self._pending_before_last()
+            if before is not None and job["priority"] > before["priority"]:
+                self.order_dirty = True
         self.request_schedule()
         return job["job_id"]
+
+    def submit_many(self, subs, caller):
+        """Submit several jobs in one journal commit; one result per submission, in order.
+
+        A result is ``{"job_id": N}`` or ``{"error": {"code", "message"}}``: a bad
+        submission is refused alone, the others are accepted (as if each had
+        been sent by itself, only faster - the high-throughput path for
+        workflow tools that would otherwise call sbatch thousands of times).
+        Nothing is acknowledged before the single commit.
+        """
+        results = []
+        with self.journal.transaction():
+            for sub in subs:
+                try:
+                    results.append({"job_id": self.submit(sub, caller)})
+                except BatchError as e:
+                    results.append({"error": {"code": e.code, "message": e.message}})
+        return results
+
+    def _pending_before_last(self):
+        it = reversed(self.pending.values())
+        next(it, None)
+        return next(it, None)
 
     def _jobs_of_user(self, user):
         return [j for j in self.jobs.values() if j["user"] == user]
@@ -258,22 +343,42 @@ class Cluster:
 
     def schedule_now(self):
         self._schedule_handle = None
+        # preemption and gang scheduling wrap the main pass (controller/preemption.py)
+        self.preemption.before_pass(self.now())
+        self._main_pass()
+        self.preemption.after_pass(self.now())
+
+    def _main_pass(self):
         if not self.pending:
             return
         t0 = time.perf_counter()
         now = self.now()
-        if self.order_dirty:
-            ordered = sorted(self.pending.values(), key=lambda j: (-j["priority"], j["submit_time"], j["job_id"]))
+        if self.order_dirty or self.preemption.multi_tier:
+            # Slurm's queue order: partition PriorityTier first, then job priority
+            tier = self.preemption.tier_of
+            ordered = sorted(self.pending.values(), key=lambda j: (-tier(j), -j["priority"], j["submit_time"], j["job_id"]))
             self.pending = {j["job_id"]: j for j in ordered}
             self.order_dirty = False
+        # Held jobs cannot start and hold/release set their reason: leaving them out keeps a
+        # pass cheap however many jobs users park in the queue.
+        # Advance reservations (sched/reservations.py): jobs that asked for one are placed
+        # inside it first; every other job sees reserved nodes as blocked time windows.
+        in_resv, outside = resv_policy.split_pending(j for j in self.pending.values() if not j["held"])
+        windows = resv_policy.blocked_windows(self.reservations.items.values(), now, now + resv_policy.WINDOW_HORIZON)
         common = dict(
             nodes={n: r.view() for n, r in self.nodes.items()},
             partitions=self.partitions,
-            pending=list(self.pending.values()),
+            pending=self.preemption.pending_for_main_pass(outside),
             running_array_tasks=dict(self.running_array_tasks),
             dependency_state=lambda job: dependency_state(job, self._lookup_any, self._jobs_of_user),
             expand_hostlist=hostlist.expand,
+            reserved_windows=windows,
+            limits=self._limits(),
         )
+        resv_decisions = []
+        if in_resv:
+            resv_decisions = resv_policy.schedule_reserved(fifo.SchedState(**dict(common, pending=in_resv)),
+                                                           now, self.reservations.items, in_resv)
         # Like slurmctld: every event runs the cheap main scheduler (priority order, stop at
         # the first job that cannot start: it can never delay a higher-priority job); the
         # backfill planner, which costs milliseconds per pass on a long queue, runs every
@@ -282,11 +387,15 @@ class Cluster:
         if use_backfill:
             self.last_backfill = now
             state = backfill.BackfillState(
-                **common, running=[j for j in self.jobs.values() if j["state"] in HOLDING_STATES],
+                **common, running=self.preemption.running_for_planner(
+                    [j for j in self.jobs.values() if j["state"] in HOLDING_STATES]),
                 **self.backfill_params)
         else:
             state = fifo.SchedState(**common)
         decisions = (backfill if use_backfill else fifo).schedule(state, now)
+        if windows:
+            decisions = resv_policy.maint_reasons(decisions, outside, state, windows, now)
+        decisions = resv_decisions + decisions
         self.blocked_partitions = state.blocked
         changed = []
         starts = []
@@ -295,6 +404,9 @@ class Cluster:
             if job is None or job["state"] != "PENDING":
                 continue
             if isinstance(d, fifo.SetReason):
+                if job.get("eligible_time") is None and not job.get("held") \
+                        and d.reason not in ("Dependency", "DependencyNeverSatisfied", "BeginTime"):
+                    job["eligible_time"] = now  # its dependency is met: from now on it ages
                 job["reason"] = d.reason
                 changed.append(job)
             elif isinstance(d, backfill.Estimate):
@@ -302,7 +414,6 @@ class Cluster:
                 job["start_time"] = d.start_time
                 job["start_estimated"] = d.start_time is not None
                 job["sched_nodes"] = hostlist.compress(d.nodes) if d.nodes else ""
-                self.json_cache.pop(job["job_id"], None)
             else:
                 started = self._start(job, d.allocation, now)
                 changed.extend(started)
@@ -317,6 +428,14 @@ class Cluster:
                 self._send_launch(job)
         self.stats["passes"] += 1
         self.stats["last_pass_ms"] = (time.perf_counter() - t0) * 1000
+
+    def _limits(self):
+        """A fresh association/QOS tally for one pass, or None when limits are not enforced."""
+        if "limits" not in self.assoc.enforce:
+            return None
+        from ..sched.limits import Limits
+        assocs, qos = self.assoc.limits_view()
+        return Limits(assocs, qos, [j for j in self.jobs.values() if j["state"] in HOLDING_STATES])
 
     def _start(self, job, alloc, now):
         """Apply a Start decision; for an array master, split off its next task."""
@@ -353,6 +472,7 @@ class Cluster:
         job["start_estimated"] = False
         job["sched_nodes"] = ""
         job["end_time"] = None if job["time_limit"] is None else now + job["time_limit"] * 60
+        self.reservations.job_started(job)  # a job in a reservation ends with it
         job["nodes"] = list(alloc.nodes)
         job["nodelist"] = hostlist.compress(alloc.nodes)
         job["batch_host"] = alloc.nodes[0]
@@ -364,6 +484,7 @@ class Cluster:
         job["num_cpus"] = sum(alloc.cpus_per_node.values())
         if job.get("eligible_time") is None:
             job["eligible_time"] = now
+        self.priority.job_started(job, now)
         self._expand_paths(job)
         for name in alloc.nodes:
             self.nodes[name].allocate(job["job_id"], alloc.cpus_per_node[name],
@@ -385,13 +506,9 @@ class Cluster:
 
     # -- talking to nodes -------------------------------------------------------------
     def launch_message(self, job):
-        payload = self.payloads.get(job["job_id"])
+        payload = self.journal.load_payload(job["job_id"])
         if payload is None and job.get("array_job_id"):
-            payload = self.payloads.get(job["array_job_id"])
-        if payload is None:
-            payload = self.journal.load_payload(job["job_id"])
-            if payload is None and job.get("array_job_id"):
-                payload = self.journal.load_payload(job["array_job_id"])
+            payload = self.journal.load_payload(job["array_job_id"])
         payload = payload or {"script": "#!/bin/sh\nexit 1\n", "script_args": [], "environment": {}}
         host = job["batch_host"]
         node = self.nodes[host]
@@ -421,29 +538,40 @@ class Cluster:
             "mem_per_node": job.get("mem_per_node"), "mem_per_cpu": job.get("mem_per_cpu"),
             "cluster_name": self.cluster_name, "node_index": node.index, "restarts": job["restarts"],
             "signal": job.get("signal", ""), "kill_wait": self.kill_wait,
+            # a node on another host reaches the controller over TCP only: so must the job's srun
+            "job_token": self.mint_job_token(job) if self.mint_job_token and node.daemon_info.get("via_tcp")
+            else None,
         }
 
     def _send_launch(self, job):
         node = self.nodes[job["batch_host"]]
         node.push({"type": "launch", "job_id": job["job_id"], "launch": self.launch_message(job)})
-        self.payloads.pop(job["job_id"], None)
 
     # -- job end ----------------------------------------------------------------------
     def job_ended(self, job_id, state, exit_code=0, exit_signal=0, reason="", end_time=None, node=None,
-                  max_rss_mb=None):
-        """A node daemon reports the batch script's end."""
+                  max_rss_mb=None, run=None):
+        """A node daemon reports the batch script's end (``run``: the restart count it ran)."""
         job = self.jobs.get(job_id)
         if job is None or job["state"] in FINAL_STATES or job["state"] == "PENDING":
             return
         if node is not None and job.get("batch_host") and node != job["batch_host"]:
             return
+        if run is not None and run != job.get("restarts", 0):
+            return  # the end of an earlier run (killed as stale) is not this run's end
         now = end_time or self.now()
         requeue = job.pop("_requeue", None)
+        state, requeue = self.preemption.end_outcome(job, state, requeue)
         if state == "CANCELLED" and job.get("_cancelled_by") is not None:
             job["cancelled_by"] = job.pop("_cancelled_by")
         self._release_nodes(job)
+        self.priority.job_ended(job, now)
+        self.reservations.job_ended(job)
         self.steps.kill_all(job)  # a step never outlives its job
         if requeue:
+            from .runs import close_run
+            close_run(job, "PREEMPTED" if requeue == "preempt" else "NODE_FAIL" if state == "NODE_FAIL"
+                      else "REQUEUED", now)
+            self.preemption.clear_run_state(job)
             self._requeue_now(job, now, hold=(requeue == "hold"))
             return
         exit_code, exit_signal = int(exit_code or 0), int(exit_signal or 0)
@@ -451,7 +579,7 @@ class Cluster:
         # its .batch step the real end (0:15); a shell killed by a stray signal is
         # FAILED 0:SIG on the job row and CANCELLED 0:SIG on .batch.
         batch_state = state
-        if state in ("CANCELLED", "TIMEOUT"):
+        if state in ("CANCELLED", "TIMEOUT", "PREEMPTED"):
             batch_state = "CANCELLED"
             job["exit_code"], job["exit_signal"] = 0, 0
         else:
@@ -481,7 +609,7 @@ class Cluster:
         for name in job.get("nodes", []):
             node = self.nodes.get(name)
             if node is not None:
-                node.release(job["job_id"], job["cpus_per_node"].get(name, 0),
+                node.release(job["job_id"], 0 if job.get("cpus_released") else job["cpus_per_node"].get(name, 0),
                              job["mem_alloc_per_node"].get(name, 0), job["gpus_per_node"].get(name, []))
         if job.get("array_job_id") is not None:
             self._count_array_task(job["array_job_id"], -1)
@@ -498,6 +626,7 @@ class Cluster:
         job["open_mode"] = "append"
         job["exit_code"] = job["exit_signal"] = 0
         job["num_cpus"] = job["num_tasks"] * job["cpus_per_task"]
+        job["priority"] = self.priority.priority_of(job, now)
         self.pending[job["job_id"]] = job
         self.order_dirty = True
         self._save(job)
@@ -593,7 +722,7 @@ class Cluster:
                 job["held"] = "admin" if (action == "hold" and caller.admin) else "user"
                 job["reason"] = "JobHeldAdmin" if job["held"] == "admin" else "JobHeldUser"
                 job["eligible_time"] = None
-                job["priority"] = job["priority"]
+                job["priority"] = 0  # Slurm: priority 0 means held
             elif action == "release":
                 if job["state"] != "PENDING":
                     raise Conflict("Job is no longer pending execution")
@@ -602,11 +731,13 @@ class Cluster:
                 job["held"] = ""
                 job["reason"] = "None"
                 job["eligible_time"] = self.now()
+                self.priority.refresh(job, self.now())
             elif action in ("requeue", "requeuehold"):
                 if job["state"] == "PENDING":
                     if action == "requeuehold":
                         job["held"] = "admin" if caller.admin else "user"
                         job["reason"] = "JobHeldAdmin" if caller.admin else "JobHeldUser"
+                        job["priority"] = 0
                     else:
                         raise Conflict("Job is pending execution")
                 elif job["state"] in ("RUNNING", "SUSPENDED"):
@@ -617,26 +748,22 @@ class Cluster:
                     if not job.get("nodes") and job["state"] == "CANCELLED" and job.get("start_time") is None:
                         raise Conflict("Job has not started, cannot requeue a cancelled pending job")
                     self._release_nodes_if_needed(job)
+                    from .runs import close_run
+                    close_run(job, job["state"], job.get("end_time") or self.now(),
+                              job.get("exit_code", 0), job.get("exit_signal", 0))
                     self._requeue_now(job, self.now(), hold=(action == "requeuehold"))
                     continue
                 else:
                     raise Conflict("Job is completing, try again later")
             elif action in ("suspend", "resume"):
-                if not caller.admin:
-                    raise PermissionDenied("Access/permission denied")
-                if job["state"] not in ("RUNNING", "SUSPENDED"):
-                    raise Conflict("Job is not running")
-                want = "SUSPENDED" if action == "suspend" else "RUNNING"
-                if job["state"] != want:
-                    self.nodes[job["batch_host"]].push(
-                        {"type": "signal", "job_id": job["job_id"],
-                         "signal": "STOP" if action == "suspend" else "CONT", "full": True})
-                    job["state"] = want
+                self.preemption.admin_action(job, action, caller)  # journals and tells the nodes
+                continue
             elif action == "top":
                 if job["state"] != "PENDING":
                     raise Conflict("Job is no longer pending execution")
                 mine = [j["priority"] for j in self.pending.values() if j["uid"] == job["uid"]]
-                job["priority"] = max(mine) + 1
+                job["priority_set"] = max(mine) + 1  # pinned, as an admin-set priority is
+                self.priority.refresh(job, self.now())
                 self.order_dirty = True
             else:
                 raise InvalidRequest(f"unknown action {action}")
@@ -701,7 +828,11 @@ class Cluster:
         for job in jobs:
             self._check_owner(job, caller)
             pending = job["state"] == "PENDING"
+            if "account" in fields or "qos" in fields:
+                self._update_account_qos(job, fields)
             for key, value in fields.items():
+                if key in ("account", "qos"):
+                    continue
                 if key == "time_limit":
                     if value is not None and (not isinstance(value, int) or value <= 0):
                         raise InvalidRequest("Invalid time limit specification")
@@ -710,22 +841,31 @@ class Cluster:
                     if job["state"] not in ACTIVE_STATES:
                         raise Conflict("Job is no longer active")
                     job["time_limit"] = value
-                    if job["state"] == "RUNNING":
-                        job["end_time"] = None if value is None else job["start_time"] + value * 60
+                    if job["state"] in ("RUNNING", "SUSPENDED"):
+                        paused = float(job.get("suspended_seconds") or 0)  # suspended time does not count
+                        job["end_time"] = None if value is None else job["start_time"] + paused + value * 60
+                    if job["state"] == "RUNNING":  # (a suspended job gets its seconds left at resume)
                         pushes.append((self.nodes[job["batch_host"]],
                                        {"type": "time_limit", "job_id": job["job_id"],
-                                        "seconds_left": None if value is None
-                                        else value * 60 - (self.now() - job["start_time"])}))
+                                        "seconds_left": None if value is None else job["end_time"] - self.now()}))
                 elif key == "priority":
                     if not caller.admin:
                         raise PermissionDenied("Access/permission denied: only an administrator may set the priority")
-                    job["priority"] = int(value)
+                    if value == 0:  # Slurm: priority=0 holds the job
+                        if job["state"] != "PENDING":
+                            raise Conflict("Job is no longer pending execution")
+                        job["held"], job["reason"], job["eligible_time"] = "admin", "JobHeldAdmin", None
+                        job["priority"] = 0
+                    else:
+                        job["priority_set"] = value
+                        self.priority.refresh(job, self.now())
                     self.order_dirty = True
                 elif key == "nice":
                     if int(value) < 0 and not caller.admin:
                         raise PermissionDenied("Access/permission denied: only an administrator may set a negative nice value")
-                    job["priority"] -= int(value) - job.get("nice", 0)
                     job["nice"] = int(value)
+                    if pending:
+                        self.priority.refresh(job, self.now())
                     self.order_dirty = True
                 elif key == "name":
                     job["name"] = str(value)
@@ -760,6 +900,20 @@ class Cluster:
                         job["exclude"] = value or ""
             changed.append(job)
         return changed
+
+    def _update_account_qos(self, job, fields):
+        """A pending job moves to another account or QOS, checked as at submit."""
+        if job["state"] != "PENDING":
+            raise Conflict("Job is no longer pending execution")
+        for key in ("account", "qos"):
+            if key in fields and not isinstance(fields[key], str):
+                raise InvalidRequest(f"field {key!r} must be a string")
+        probe = dict(job)
+        sub = {"account": fields.get("account", job["account"]), "qos": fields.get("qos", job["qos"]),
+               "time_limit": job["time_limit"]}
+        self.assoc.apply_to_job(probe, sub, self.partitions[job["partition"]], lambda: [
+            j for j in self.jobs.values() if j["state"] in ACTIVE_STATES and j is not job])
+        job["account"], job["qos"] = probe["account"], probe["qos"]
 
     # -- nodes -------------------------------------------------------------------------------
     def update_nodes(self, names, state, reason, caller):
@@ -798,12 +952,20 @@ class Cluster:
         self.request_schedule()
         return [n.name for n in nodes]
 
+    def _save_node(self, node):
+        self.journal.save_node(node.name, {"admin_state": node.admin_state, "reason": node.reason,
+                                           "reason_time": node.reason_time, "reason_user": node.reason_user})
+
     def _fail_node_jobs(self, node, state):
         for job_id in list(node.jobs):
             job = self.jobs.get(job_id)
             if job is None:
                 continue
             node.push({"type": "cancel", "job_id": job_id})
+            batch_host = self.nodes.get(job.get("batch_host") or "")
+            if batch_host is not None and batch_host is not node:
+                # the job's other nodes live on: its batch script there must end with the job
+                batch_host.push({"type": "cancel", "job_id": job_id, "stale": True})
             if job.get("requeue"):
                 job["_requeue"] = "requeue"
             self.job_ended(job_id, state, reason="NodeDown")
@@ -818,6 +980,9 @@ class Cluster:
         node.daemon_info = info
         node.registered = True
         node.not_responding = False
+        if node.down_for_no_response() and self.return_to_service >= 1:
+            node.admin_state, node.reason, node.reason_time, node.reason_user = "", "", None, ""
+            self._save_node(node)
         node.last_seen = now
         node.boot_time = info.get("boot_time") or now
         overrides = "config_overrides" in str(self._opt("SlurmdParameters", ""))
@@ -834,8 +999,10 @@ class Cluster:
                 continue
             if job_id in running or job_id in finished:
                 continue
-            if job["state"] == "RUNNING" and not job.get("interactive"):
+            if job["state"] in ("RUNNING", "SUSPENDED") and not job.get("interactive"):
                 self._send_launch(job)  # decided but never delivered: launch now
+                if job["state"] == "SUSPENDED":  # (admitted for a later time slice)
+                    node.push({"type": "suspend", "job_id": job_id})
             elif job["state"] == "COMPLETING":
                 self.job_ended(job_id, "CANCELLED", exit_signal=15, reason="None")
         for job_id in running:
@@ -844,12 +1011,18 @@ class Cluster:
                 node.push({"type": "cancel", "job_id": job_id, "stale": True})
             elif job["state"] == "COMPLETING":
                 node.push({"type": "cancel", "job_id": job_id, "requeue": bool(job.get("_requeue"))})
+        for job_id, step_id in info.get("steps") or []:
+            # step tasks of a job this node no longer holds (it was declared dead meanwhile): stale
+            job = self.jobs.get(job_id)
+            if job is None or job["state"] not in HOLDING_STATES or name not in job.get("nodes", ()):
+                node.push({"type": "kill_step", "job_id": job_id, "step_id": step_id, "signal": "KILL"})
         self.request_schedule()
         return {"epoch": self.epoch, "node_index": node.index, "cpus": node.cpus,
                 "real_memory": node.real_memory, "gres": node.gres, "kill_wait": self.kill_wait,
+                "slurmd_timeout": self.slurmd_timeout,
                 "cluster_name": self.cluster_name, "resource_problem": node.resource_problem,
-                # node daemons check step credentials with it (sent only over the local,
-                # peer-authenticated socket to a caller with node privileges)
+                # node daemons check step credentials with it (sent to node daemons only: root or
+                # the service account on the socket, a node credential over TCP, where TLS keeps it secret)
                 "credential_key": self.steps.key.hex()}
 
     def node_seen(self, name):
@@ -868,9 +1041,13 @@ class Cluster:
             if job is not None and job.get("batch_host") == name and not job.get("batch_pid"):
                 job["batch_pid"] = event.get("pid")
         elif kind == "ended":
+            job = self.jobs.get(event.get("job_id"))
+            if event.get("state") == "NODE_FAIL" and job is not None and job.get("requeue") \
+                    and job.get("batch_host") == name and event.get("restarts") == job.get("restarts"):
+                job["_requeue"] = "requeue"  # its daemon died under it: --requeue jobs run again
             self.job_ended(event["job_id"], event["state"], event.get("exit_code", 0),
                            event.get("exit_signal", 0), event.get("reason", ""), event.get("time"),
-                           node=name, max_rss_mb=event.get("max_rss_mb"))
+                           node=name, max_rss_mb=event.get("max_rss_mb"), run=event.get("restarts"))
         elif kind == "task_ended":
             self.steps.task_ended(name, event)
         elif kind == "shutdown":
@@ -937,7 +1114,8 @@ class Cluster:
                 nodes={n: r.view() for n, r in self.nodes.items()}, partitions=self.partitions, pending=pending,
                 running_array_tasks=dict(self.running_array_tasks),
                 dependency_state=lambda j: dependency_state(j, self._lookup_any, self._jobs_of_user),
-                expand_hostlist=hostlist.expand, running=running, **self.backfill_params)
+                expand_hostlist=hostlist.expand, running=running, limits=self._limits(),
+                **self.backfill_params)
             starts = {}
             for d in backfill.schedule(state, now):
                 if isinstance(d, fifo.Start):
@@ -966,21 +1144,30 @@ class Cluster:
         now = self.now()
         for job in list(self.jobs.values()):
             if job.get("interactive") and job["state"] == "RUNNING" and job.get("time_limit") is not None \
-                    and now >= job["start_time"] + job["time_limit"] * 60:
+                    and now >= (job.get("end_time") or job["start_time"] + job["time_limit"] * 60):
                 self.job_ended(job["job_id"], "TIMEOUT", reason="TimeLimit")
 
     def check_node_timeouts(self):
-        """Mark nodes that stopped polling as NOT_RESPONDING; fail their jobs after SlurmdTimeout."""
+        """Nodes silent for SlurmdTimeout: NOT_RESPONDING and DOWN, their jobs NODE_FAIL.
+
+        Polls are held at most a third of SlurmdTimeout (see the API), so a live
+        node is seen several times per timeout. A node declared dead must register
+        again: its registration lists what still runs there, and whatever the
+        controller has given up on meanwhile is killed as stale.
+        """
         now = self.now()
         for node in self.nodes.values():
-            if node.polling:
-                node.last_seen = now
-                continue
             last = node.last_seen or getattr(self, "recovered_at", now)
             if now - last > self.slurmd_timeout and not node.not_responding:
                 node.not_responding = True
+                if node.registered:
+                    log.warning("node %s not responding for %.0fs: DOWN, failing its jobs", node.name, now - last)
+                    node.registered = False  # its next poll is told to re-register
+                    if not node.admin_state:
+                        node.admin_state, node.reason = "DOWN", NOT_RESPONDING_REASON
+                        node.reason_time, node.reason_user = now, "slurm"
+                        self._save_node(node)
                 if node.jobs:
-                    log.warning("node %s not responding for %.0fs: failing its jobs", node.name, now - last)
                     self._fail_node_jobs(node, "NODE_FAIL")
 
     def purge_old_jobs(self):
@@ -989,7 +1176,6 @@ class Cluster:
         for job_id in [j for j, job in self.jobs.items()
                        if job["state"] in FINAL_STATES and (job.get("end_time") or 0) < cutoff]:
             del self.jobs[job_id]
-            self.json_cache.pop(job_id, None)
 
     # -- queries --------------------------------------------------------------------------------
     def query(self, *, ids=None, users=None, partitions=None, states=None, names=None, include_finished=False):

@@ -43,6 +43,9 @@ class Controller:
         self.journal = Journal(os.path.join(state_dir, "journal.sqlite"), sync=sync)
         self.cluster = Cluster(conf, self.journal)
         self.cluster.steps = StepManager(self.cluster, credential_key(state_dir))
+        if self.tcp_address and self.authority.key is not None:
+            # jobs on nodes that reach us over TCP get a token of their own (see Authority.mint_job_token)
+            self.cluster.mint_job_token = self.authority.mint_job_token
         self.started = time.time()
         self._stop = None
 
@@ -64,7 +67,28 @@ class Controller:
             "BOOT_TIME": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
             "NEXT_JOB_ID": str(self.cluster.next_job_id),
             "JobCount": str(len(self.cluster.jobs)),
+            "AccountingStorageEnforce": ",".join(
+                f for f in ("associations", "limits", "qos", "safe") if f in self.cluster.assoc.enforce) or "none",
         })
+        prio = self.cluster.priority
+        w = prio.weights
+        live = {
+            "PriorityType": prio.type,
+            "PriorityCalcPeriod": f"{w.calc_period:g} sec",
+            "PriorityDecayHalfLife": f"{w.decay_half_life:g} sec",
+            "PriorityMaxAge": f"{w.max_age:g} sec",
+            "PriorityFavorSmall": "Yes" if w.favor_small else "No",
+            "PriorityUsageResetPeriod": w.usage_reset_period,
+            "PriorityWeightAge": str(w.age), "PriorityWeightFairShare": str(w.fairshare),
+            "PriorityWeightJobSize": str(w.job_size), "PriorityWeightPartition": str(w.partition),
+            "PriorityWeightQOS": str(w.qos),
+            "PriorityWeightTRES": ",".join(f"{k.upper() if '/' not in k else k}={v}" for k, v in w.tres.items())
+                                  or "(null)",
+        }
+        for key in [k for k in out if k.lower() in {x.lower() for x in live}]:
+            del out[key]  # the live value under Slurm's spelling replaces the file's
+        out.update(live)
+        out.update(self.cluster.preemption.config_entries())
         return out
 
     def request_shutdown(self):
@@ -126,7 +150,11 @@ class Controller:
             try:
                 self.cluster.check_node_timeouts()
                 self.cluster.enforce_interactive_limits()
+                self.cluster.preemption.tick(self.cluster.now())
                 self.cluster.purge_old_jobs()
+                self.cluster.priority_tick()
+                if self.cluster.reservations.tick():
+                    self.cluster.request_schedule()
                 if self.cluster.backfill_due() or any(
                         j.get("begin_time") or j.get("dependency") for j in self.cluster.pending.values()):
                     self.cluster.request_schedule()
@@ -135,9 +163,10 @@ class Controller:
 
 
 def run_controller(conf, conf_path, socket_path, state_dir):
+    from ..sched.preemption import PreemptConfigError
     try:
         controller = Controller(conf, conf_path, socket_path, state_dir)
-    except AuthConfigError as e:
+    except (AuthConfigError, confmod.ConfError, PreemptConfigError) as e:
         log.error("cannot start: %s", e)
         raise SystemExit(1) from None
     asyncio.run(controller.run())

@@ -21,6 +21,13 @@ class Identity:
     user: str
     admin: bool
     node: bool = False  # a node daemon (same privileges as the controller)
+    #: a node credential (TCP): the node names it speaks for; None for every other caller.
+    #: Such a caller is a node daemon and nothing else: no user endpoint accepts it.
+    nodes: frozenset = None
+
+    def speaks_for(self, node_name):
+        """May this caller act as the node daemon of ``node_name``?"""
+        return self.node and (self.nodes is None or node_name in self.nodes)
 
 
 @lru_cache(maxsize=4096)

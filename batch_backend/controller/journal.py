@@ -39,6 +39,9 @@ CREATE INDEX IF NOT EXISTS jobs_array ON jobs(array_job_id);
 CREATE TABLE IF NOT EXISTS payloads (job_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS submit_tokens (token TEXT PRIMARY KEY, job_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reservations (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS acct_records (kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL,
+                                         PRIMARY KEY (kind, key));
 """
 
 _JOB_COLUMNS = ("job_id", "array_job_id", "state", "user", "uid", "partition", "name",
@@ -55,7 +58,7 @@ def _job_row(job, text=None):
 
 
 class Journal:
-    """Durable storage of jobs, submissions and node admin state."""
+    """Durable storage of jobs, submissions, node admin state and accounting records."""
 
     def __init__(self, path, *, sync="NORMAL"):
         self.path = path
@@ -63,14 +66,19 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if str(sync).upper() == 'FULL' else 'NORMAL'}")
         self.db.executescript(SCHEMA)
+        self._depth = 0  # open transaction() blocks: only the outermost one commits
 
     def close(self):
         self.db.close()
 
     # -- transactions ------------------------------------------------------
     def transaction(self):
-        """``with journal.transaction():`` groups writes into one commit."""
-        return _Transaction(self.db)
+        """``with journal.transaction():`` groups writes into one commit.
+
+        Blocks nest: an inner block joins the outer one, which alone commits (or
+        rolls back everything). That is how a bulk submission is one commit.
+        """
+        return _Transaction(self)
 
     # -- job ids -----------------------------------------------------------
     def next_job_id(self, first_job_id=1):
@@ -82,6 +90,14 @@ class Journal:
 
     def set_next_job_id(self, value):
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('next_job_id', ?)", (str(value),))
+
+    # -- small durable values (usage snapshots, ...) ----------------------------
+    def get_meta(self, key):
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key, value):
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
 
     # -- jobs --------------------------------------------------------------
     def save_job(self, job):
@@ -154,18 +170,51 @@ class Journal:
     def load_nodes(self):
         return {name: json.loads(data) for name, data in self.db.execute("SELECT name, data FROM nodes")}
 
+    # -- reservations ------------------------------------------------------
+    def save_reservation(self, resv):
+        data = {k: v for k, v in resv.items() if not k.startswith("_")}
+        self.db.execute("INSERT OR REPLACE INTO reservations(name, data) VALUES (?, ?)",
+                        (resv["name"], json.dumps(data, separators=(",", ":"))))
+
+    def delete_reservation(self, name):
+        self.db.execute("DELETE FROM reservations WHERE name=?", (name,))
+
+    def load_reservations(self):
+        return {name: json.loads(data) for name, data in self.db.execute("SELECT name, data FROM reservations")}
+
+    def reservation_suffix(self):
+        """The counter behind automatic reservation names (``alice_3``)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='resv_suffix'").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_reservation_suffix(self, value):
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('resv_suffix', ?)", (str(value),))
+    # -- accounting records (sacctmgr: clusters, accounts, users, associations, QOS) --
+    def save_acct_record(self, kind, key, data):
+        self.db.execute("INSERT OR REPLACE INTO acct_records(kind, key, data) VALUES (?, ?, ?)",
+                        (kind, key, json.dumps(data, separators=(",", ":"))))
+
+    def drop_acct_record(self, kind, key):
+        self.db.execute("DELETE FROM acct_records WHERE kind=? AND key=?", (kind, key))
+
+    def load_acct_records(self):
+        """[(kind, key, record)] in insertion order."""
+        return [(k, key, json.loads(d)) for k, key, d in
+                self.db.execute("SELECT kind, key, data FROM acct_records ORDER BY rowid")]
+
 
 class _Transaction:
-    def __init__(self, db):
-        self.db = db
+    def __init__(self, journal):
+        self.journal = journal
 
     def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
+        if self.journal._depth == 0:
+            self.journal.db.execute("BEGIN IMMEDIATE")
+        self.journal._depth += 1
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")
+        self.journal._depth -= 1
+        if self.journal._depth == 0:
+            self.journal.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
         return False

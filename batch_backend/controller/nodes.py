@@ -14,6 +14,9 @@ import time
 
 from ..sched.placement import NodeView, gpu_count
 
+#: Slurm's reason for a node it set DOWN itself because its daemon stopped answering
+NOT_RESPONDING_REASON = "Not responding"
+
 
 class NodeRecord:
     """One node: its configuration, admin state, liveness and allocations."""
@@ -50,9 +53,12 @@ class NodeRecord:
         self.commands = []       # list of (seq, command dict)
         self.next_seq = 1
         self.waiter = None       # asyncio.Event set when commands arrive
-        self.polling = 0         # long polls currently held open by the daemon
 
     # -- state ---------------------------------------------------------------
+    def down_for_no_response(self):
+        """DOWN by the controller itself (SlurmdTimeout), not by an admin: ReturnToService may lift it."""
+        return self.admin_state == "DOWN" and self.reason == NOT_RESPONDING_REASON and self.reason_user == "slurm"
+
     def usable(self):
         return (self.registered and not self.not_responding and not self.admin_state
                 and not self.resource_problem)

@@ -143,7 +143,8 @@ class StepManager:
         nodelist = hostlist.compress(nodes)
         left = None
         if job.get("time_limit") is not None:
-            left = max(0.0, job["start_time"] + job["time_limit"] * 60 - now)
+            end = job.get("end_time") or job["start_time"] + job["time_limit"] * 60  # moved on by suspensions
+            left = max(0.0, end - now)
         expires = now + (left if left is not None else 7 * 86400) + 300
         credential = sign_step(self.key, job["job_id"], step_id, job["uid"], nodelist, expires)
         c = body.get("cpus_per_task") or 1

@@ -14,7 +14,10 @@ Events (``on_event(dict)``, called on the event loop)::
 
     {"event": "started", "job_id": N, "pid": P, "time": epoch}
     {"event": "ended", "job_id": N, "state": S, "exit_code": C, "exit_signal": SIG,
-     "reason": R, "time": epoch, "max_rss_mb": M}
+     "reason": R, "time": epoch, "max_rss_mb": M, "restarts": RUN}
+
+(``restarts``: which run of the job this was, so the controller never takes the
+end of a stale earlier run for the end of the current one.)
 
 ``ended`` comes exactly once, after the remaining processes are killed and the
 spool directory removed. ``exit_code``/``exit_signal`` always describe how the
@@ -201,6 +204,7 @@ class BatchJobRunner:
         self._exit_evt = None
         self._waiters = []
         self._monitor_task = None
+        self.suspended = False
         root = os.geteuid() == 0
         uid = launch.get("uid")
         self._drop = root and uid is not None and int(uid) != 0
@@ -265,6 +269,31 @@ class BatchJobRunner:
         if batch_only:
             return proctree.send([self.pid], signum) > 0 if not self._exited else False
         self._signal_tree(signum, include_shell=full)
+        return True
+
+    def suspend(self):
+        """``scontrol suspend``, preemption, gang scheduling: SIGSTOP to every process of the job
+        (shell included) and stop the time-limit clock. Returns False when there is nothing to stop."""
+        if self.pid is None or self._reaped or self.done or self._exited or self._cause is not None:
+            return False
+        for handle in self._timers:
+            handle.cancel()
+        self._timers = []
+        self.suspended = True
+        self._signal_tree(signal.SIGSTOP, include_shell=True, tag_scan=True)
+        return True
+
+    def resume(self, seconds_left=None):
+        """SIGCONT to every process and restart the time-limit clock with ``seconds_left``
+        (None: unlimited; the controller extends the end time by the suspended time)."""
+        if not self.suspended or self.done:
+            return False
+        self.suspended = False
+        self._signal_tree(signal.SIGCONT, include_shell=True, tag_scan=True)
+        if seconds_left is not None and seconds_left <= 0:
+            self._terminate("timeout", signal.SIGTERM)
+        else:
+            self.set_time_left(seconds_left)
         return True
 
     async def cancel(self):
@@ -521,7 +550,7 @@ class BatchJobRunner:
         self.done = True
         self.end_event = {"event": "ended", "job_id": self.job_id, "state": state, "exit_code": exit_code,
                           "exit_signal": exit_signal, "reason": reason, "time": time.time(),
-                          "max_rss_mb": -(-self._max_rss // _MiB)}
+                          "max_rss_mb": -(-self._max_rss // _MiB), "restarts": self.launch.get("restarts") or 0}
         self._emit(self.end_event)
         for fut in self._waiters:
             if not fut.done():

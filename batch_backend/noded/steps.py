@@ -52,6 +52,10 @@ CONNECT_TIMEOUT = 10.0
 def task_environment(step, *, job_id, step_id, rank, local_id, node_name, extra_env=None):
     """The environment of one task (SLURM_DIALECT section 3), srun's values kept byte-exact."""
     env = dict(step.get("environment") or {})
+    # srun inside a batch job forwards the batch script's tag: it names processes of that job on
+    # the batch host only, and must not make its daemon reach into tasks on other nodes (which
+    # share /proc with it when nodes are virtual). Tasks carry the step's own tag instead.
+    env.pop("BATCHHUB_JOB_TAG", None)
     for key, value in (extra_env or {}).items():
         env.setdefault(key, str(value))
     ntasks = str(step.get("num_tasks") or len(step.get("ranks") or []) or 1)
@@ -198,6 +202,29 @@ class StepTasks:
         if self.done:
             return False
         self._signal_all(signum)
+        return True
+
+    def suspend(self):
+        """SIGSTOP every task (the job is suspended); the step's time limit stops with it."""
+        if self.done or not self._started:
+            return False
+        if self._limit_handle is not None:
+            self._limit_handle.cancel()
+            self._limit_handle = None
+        self._signal_all(signal.SIGSTOP)
+        return True
+
+    def resume(self, seconds_left=None):
+        """SIGCONT every task; the time limit restarts with ``seconds_left`` (None: unlimited)."""
+        if self.done:
+            return False
+        self._signal_all(signal.SIGCONT)
+        if self._limit_handle is not None:
+            self._limit_handle.cancel()
+            self._limit_handle = None
+        if seconds_left is not None and not self._killing:
+            loop = asyncio.get_running_loop()
+            self._limit_handle = loop.call_later(max(0.0, float(seconds_left)), self._time_limit)
         return True
 
     async def kill(self, signum=None):

@@ -161,11 +161,16 @@ def _schedule_job(planner, job, partition, behind, decisions):
     while started < count:
         if limit and state.running_array_tasks.get(job["job_id"], 0) >= limit:
             break
+        limits = getattr(state, "limits", None)
+        if started and limits is not None and limits.reason(job):
+            break
         found = planner.plan(job, partition, req)
         if found is None or found[0] > now:
             break
         planner.commit(req, now, found[1])
         decisions.append(Start(job["job_id"], found[1], backfilled=behind))
+        if limits is not None:
+            limits.charge(job, found[1])
         started += 1
         found = None
         if is_array:

@@ -28,9 +28,14 @@ class SchedState:
     running_array_tasks: dict = field(default_factory=dict)  # array_job_id -> running task count
     dependency_state: object = None  # callable(job) -> (satisfied: bool, never: bool)
     expand_hostlist: object = None
+    #: association/QOS limits (:class:`.limits.Limits`), or None when not enforced
+    limits: object = None
     #: filled by the pass: partitions whose head job is waiting for resources. Jobs not
     #: visited after every partition blocked keep their reason; new ones start at Priority.
     blocked: set = field(default_factory=set)
+    #: advance reservations the jobs of this pass must keep clear of (none of them belongs to
+    #: one): node -> [(start, end, maint)], see sched/reservations.blocked_windows
+    reserved_windows: dict = None
 
 
 @dataclass
@@ -59,6 +64,8 @@ def ineligible_reason(job, partition, now, state):
     """Why ``job`` may not start at all right now, or None if it may."""
     if job.get("held") == "admin":
         return "JobHeldAdmin"
+    if job.get("held") == "resv":  # its reservation ended or was deleted (release to run outside it)
+        return "ReservationDeleted"
     if job.get("held"):
         return "JobHeldUser"
     if job.get("begin_time") and job["begin_time"] > now:
@@ -73,8 +80,11 @@ def ineligible_reason(job, partition, now, state):
         return "PartitionDown"
     if partition["state"] == "INACTIVE":
         return "PartitionInactive"
-    if partition["state"] in ("DOWN", "DRAIN"):
-        return "PartitionDown"
+    if partition["state"] == "DOWN":
+        return "PartitionDown"  # DRAIN takes no new jobs but still runs the queued ones
+    refused = partition_refuses(partition, job)
+    if refused:
+        return refused
     limit = partition.get("max_time")
     if limit is not None and (job.get("time_limit") is None or job["time_limit"] > limit):
         return "PartitionTimeLimit"
@@ -86,6 +96,26 @@ def ineligible_reason(job, partition, now, state):
     if job.get("array_spec") and job.get("array_max_running"):
         if state.running_array_tasks.get(job["job_id"], 0) >= job["array_max_running"]:
             return "JobArrayTaskLimit"
+    limits = getattr(state, "limits", None)
+    if limits is not None:
+        return limits.reason(job)
+    return None
+
+
+def _listed(value, item):
+    return item in {v.strip() for v in (value or "").split(",") if v.strip()}
+
+
+def partition_refuses(partition, job):
+    """``AccountNotAllowed``/``QOSNotAllowed`` when the partition's AllowAccounts/DenyAccounts/
+    AllowQos/DenyQos keep the job out (e.g. after ``scontrol update`` moved it), else None."""
+    account, qos = job.get("account") or "", job.get("qos") or ""
+    allow = partition.get("allow_accounts") or "ALL"
+    if (allow.upper() != "ALL" and not _listed(allow, account)) or _listed(partition.get("deny_accounts"), account):
+        return "AccountNotAllowed"
+    allow = partition.get("allow_qos") or "ALL"
+    if (allow.upper() != "ALL" and not _listed(allow, qos)) or _listed(partition.get("deny_qos"), qos):
+        return "QOSNotAllowed"
     return None
 
 
@@ -104,6 +134,8 @@ def schedule(state, now):
             views = partition_views.get(pname)
             if views is None:
                 views = partition_views[pname] = [state.nodes[n] for n in partition["nodes"] if n in state.nodes]
+            if state.reserved_windows:
+                views = _outside_reservations(views, state, job, now)
             started = _start_what_fits(job, views, state, decisions)
             if started and not job.get("array_spec"):
                 continue
@@ -123,6 +155,13 @@ def schedule(state, now):
     return decisions
 
 
+def _outside_reservations(views, state, job, now):
+    """The views a job may start on now: nodes whose reservations begin only after it would end."""
+    from .reservations import blocked_nodes, job_duration
+    blocked = blocked_nodes(state.reserved_windows, now, job_duration(job))
+    return [v for v in views if v.name not in blocked] if blocked else views
+
+
 def job_task_ids(job):
     """The unstarted task indices of an array master (empty for other jobs)."""
     return job.get("array_pending") or []
@@ -136,11 +175,15 @@ def _start_what_fits(job, views, state, decisions):
     while started < count:
         if limit and state.running_array_tasks.get(job["job_id"], 0) >= limit:
             break
+        if started and state.limits is not None and state.limits.reason(job):
+            break
         alloc = place(job, views, expand_hostlist=state.expand_hostlist)
         if alloc is None:
             break
         alloc.apply(state.nodes)
         decisions.append(Start(job["job_id"], alloc))
+        if state.limits is not None:
+            state.limits.charge(job, alloc)
         started += 1
         if job.get("array_spec"):
             state.running_array_tasks[job["job_id"]] = state.running_array_tasks.get(job["job_id"], 0) + 1

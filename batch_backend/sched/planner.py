@@ -134,6 +134,12 @@ class Planner:
         self.floors = {}           # Request.key -> earliest start found (INF: none in window)
         self.dominance = {}        # (shape key, want_nodes) -> {(duration, ntasks): latest start found}
         self.saved = {}            # capacity key -> [_Sweep] sorted by t
+        # Advance reservations (sched/reservations.py): node -> [(start, end, maint)] windows the
+        # jobs planned here (none of them belongs to a reservation) must keep clear of. They live
+        # in the profiles, so planning starts indexed: no "free now, forever" shortcut.
+        self.windows = getattr(state, "reserved_windows", None) or {}
+        if self.windows:
+            self._index()
 
     # -- time and profiles ----------------------------------------------------------
     def round_up(self, t):
@@ -171,6 +177,10 @@ class Planner:
         for name, rel in self.early_releases.items():
             for t, *_ in rel:
                 bp_nodes.setdefault(t, []).append(name)
+        for name, wins in self.windows.items():
+            for _, end, _ in wins:  # a reservation's end gives its node back
+                if end != INF:
+                    bp_nodes.setdefault(self.round_up(end), []).append(name)
         self.ending = ending
         self.bp_times = sorted(bp_nodes)
         self.indexed = True
@@ -198,8 +208,12 @@ class Planner:
         prof = self.profiles.get(name)
         if prof is None and self.indexed and name not in self.flat:
             rel = self._releases_of(name)
-            if rel:
+            wins = self.windows.get(name)
+            if rel or wins:
                 prof = self.profiles[name] = Profile(self.views[name], self.now, rel)
+                v = self.views[name]
+                for start, end, _ in wins or ():
+                    prof.reserve(max(start, self.now), self.round_up(end), v.cpus, v.real_memory, v.gpus)
             else:
                 self.flat.add(name)
         return prof

@@ -1,7 +1,7 @@
-"""``python -m batch_backend.sim``: see :func:`batch_backend.sim.simulator.main`."""
+"""``python -m batch_backend.sim``: see :mod:`batch_backend.sim.cli`."""
 
 import sys
 
-from .simulator import main
+from .cli import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m batch_backend.sim"))

@@ -28,8 +28,10 @@ import statistics
 import time
 
 from ..sched import backfill, fifo
+from ..sched import reservations as resv_rules
 from ..sched.placement import NodeView
-from ..sched.priority import FactorInputs, PriorityWeights, UsageTracker, job_priority
+from ..sched.priority import (FactorInputs, PriorityWeights, UsageTracker, default_associations,
+                              fairshare_table, job_priority)
 
 POLICIES = {"fifo": fifo.schedule, "backfill": backfill.schedule}
 PARTITION = "batch"
@@ -44,6 +46,7 @@ class Metrics(dict):
         ("mean_wait", "mean wait (s)", "{:.0f}"), ("median_wait", "median wait (s)", "{:.0f}"),
         ("p95_wait", "95th pct wait (s)", "{:.0f}"), ("mean_bsld", "mean bounded slowdown", "{:.2f}"),
         ("max_user_mean_wait", "worst user mean wait (s)", "{:.0f}"),
+        ("user_fairness", "user fairness (Jain, bsld)", "{:.3f}"),
         ("utilization", "utilization", "{:.1%}"), ("makespan", "makespan (s)", "{:.0f}"),
         ("backfilled", "backfilled jobs", "{:d}"), ("passes", "scheduler passes", "{:d}"),
         ("mean_pass_ms", "mean pass (ms)", "{:.2f}"), ("max_pass_ms", "max pass (ms)", "{:.1f}"),
@@ -84,12 +87,15 @@ class Simulator:
     ``priority``: ``"fcfs"`` (submit order, what FIFO and EASY papers compare) or
     ``"multifactor"`` (age + classic fairshare over the trace's users, usage
     charged as jobs end, recomputed every ``calc_period`` virtual seconds like
-    PriorityCalcPeriod).
+    PriorityCalcPeriod). ``limits``: ``(assocs, qos)`` as
+    :class:`batch_backend.sched.limits.Limits` takes them, to replay under
+    association/QOS limits (jobs need ``account``, ``user``, ``qos``).
     """
 
     def __init__(self, jobs, *, nodes, cpus, mem=0, policy="backfill", priority="fcfs",
                  bf_window=1440, bf_max_job_test=500, bf_resolution=60, bf_interval=0, weights=None,
-                 calc_period=300, on_pass=None):
+                 calc_period=300, on_pass=None, reservations=(), limits=None):
+        self.limits = limits
         self.jobs = [dict(j) for j in jobs]
         self.policy_name = policy if isinstance(policy, str) else getattr(policy, "__name__", "custom")
         self.policy = POLICIES[policy] if isinstance(policy, str) else policy
@@ -107,7 +113,11 @@ class Simulator:
         self.calc_period = calc_period
         self.usage = UsageTracker(self.weights.decay_half_life)
         self.users = sorted({j["user"] for j in self.jobs}) or ["u0"]
+        self.associations = default_associations(self.users)
         self.on_pass = on_pass  # callback(sim, now, decisions), for tests
+        # Advance reservations (sched/reservations.py): trace jobs keep off their windows.
+        self.reservations = [dict(r) for r in reservations]
+        self.resv_ticks = set()
         self.pending = {}
         self.running = {}
         self.pass_times = []
@@ -121,9 +131,10 @@ class Simulator:
             return  # insertion order is submit order
         if not self.order_dirty and self.last_calc is not None and now - self.last_calc < self.calc_period:
             return
-        share = 1.0 / len(self.users)
+        # the controller's classic fairshare over its default tree (every user under root, one share)
+        table = {r["user"]: r["fairshare"] for r in fairshare_table(self.associations, self.usage, now) if r["user"]}
         inputs = FactorInputs(total_nodes=len(self.views), total_cpus=self.total_cpus,
-                              fairshare=lambda job: self.usage.fairshare(job["account"], job["user"], share, now))
+                              fairshare=lambda job: table.get(job["user"], 0.0))
         for job in self.pending.values():
             job["priority"], _ = job_priority(job, now, weights=self.weights, factors_inputs=inputs)
         ordered = sorted(self.pending.values(), key=lambda j: (-j["priority"], j["submit_time"], j["job_id"]))
@@ -140,7 +151,7 @@ class Simulator:
             v.busy_jobs -= 1
         del self.running[job["job_id"]]
         if self.priority != "fcfs":
-            self.usage.charge(job["account"], job["user"], job["num_cpus"] * job["run_time"], job["end_time"])
+            self.usage.charge("root", job["user"], job["num_cpus"] * job["run_time"], job["actual_end"])
 
     def _start(self, job, alloc, now, heap, seq):
         job["start_time"], job["start_estimated"] = now, False
@@ -157,13 +168,26 @@ class Simulator:
 
     def _pass(self, now, heap, seq):
         self._reprioritise(now)
+        windows = {}
+        if self.reservations:
+            windows = resv_rules.blocked_windows(self.reservations, now, now + resv_rules.WINDOW_HORIZON)
+            ends = [e for wins in windows.values() for _, e, _ in wins if e > now]
+            if ends and min(ends) not in self.resv_ticks:  # nodes come back: time for a pass
+                self.resv_ticks.add(min(ends))
+                seq += 1
+                heapq.heappush(heap, (min(ends), 2, seq, 0))
         state = backfill.BackfillState(
             nodes=self.views, partitions=self.partitions, pending=list(self.pending.values()),
-            running=list(self.running.values()), **self.bf)
+            running=list(self.running.values()), reserved_windows=windows, **self.bf)
+        if self.limits is not None:
+            from ..sched.limits import Limits
+            state.limits = Limits(*self.limits, running=self.running.values())
         policy = self.policy
+        backfill_owed = False
         if self.bf_interval:
             if self.last_backfill is not None and now - self.last_backfill < self.bf_interval:
                 policy = fifo.schedule  # the main scheduler, between backfill passes
+                backfill_owed = True
             else:
                 self.last_backfill = now
         t0 = time.perf_counter()
@@ -182,8 +206,11 @@ class Simulator:
             elif isinstance(d, backfill.Estimate):
                 job["start_time"], job["start_estimated"] = d.start_time, d.start_time is not None
                 job["sched_nodes"] = d.nodes
-        if self.bf_interval and self.pending and (self.next_tick is None or self.next_tick <= now):
-            # Wake up for the next backfill pass even if no job submits or ends by then.
+        if backfill_owed and self.pending and (self.next_tick is None or self.next_tick <= now):
+            # Something happened that only the main scheduler has seen: wake up for the next
+            # backfill pass even if no job submits or ends by then. Without an event since the
+            # last backfill pass nothing could start, so no tick is needed (as slurmctld skips
+            # backfill cycles when nothing changed).
             self.next_tick = self.last_backfill + self.bf_interval
             seq += 1
             heapq.heappush(heap, (self.next_tick, 2, seq, 0))
@@ -217,9 +244,10 @@ class Simulator:
         done = [j for j in self.jobs if j.get("actual_end") is not None]
         waits = [j["start_time"] - j["submit_time"] for j in done]
         bsld = [max(1.0, (w + j["run_time"]) / max(j["run_time"], BSLD_TAU)) for w, j in zip(waits, done)]
-        per_user = {}
-        for w, j in zip(waits, done):
+        per_user, per_user_bsld = {}, {}
+        for w, b, j in zip(waits, bsld, done):
             per_user.setdefault(j["user"], []).append(w)
+            per_user_bsld.setdefault(j["user"], []).append(b)
         first = min((j["submit_time"] for j in done), default=0.0)
         last = max((j["actual_end"] for j in done), default=0.0)
         makespan = last - first
@@ -232,10 +260,19 @@ class Simulator:
             p95_wait=ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0.0,
             mean_bsld=statistics.fmean(bsld) if bsld else 0.0,
             max_user_mean_wait=max((statistics.fmean(v) for v in per_user.values()), default=0.0),
+            user_fairness=jain_index([statistics.fmean(v) for v in per_user_bsld.values()]),
             utilization=work / (self.total_cpus * makespan) if makespan > 0 else 0.0,
             makespan=makespan, backfilled=self.backfilled, passes=len(self.pass_times),
             mean_pass_ms=1000 * statistics.fmean(self.pass_times) if self.pass_times else 0.0,
             max_pass_ms=1000 * max(self.pass_times, default=0.0), wall_s=wall_s)
+
+
+def jain_index(values):
+    """Jain's fairness index of per-user figures: 1 when every user fares alike, 1/n at worst."""
+    if not values:
+        return 1.0
+    square_sum = sum(v * v for v in values)
+    return sum(values) ** 2 / (len(values) * square_sum) if square_sum else 1.0
 
 
 def simulate(records, *, nodes, cpus, policy="backfill", **kw):
@@ -247,53 +284,21 @@ def simulate(records, *, nodes, cpus, policy="backfill", **kw):
     return result
 
 
+LABELS = {("fifo", "fcfs"): "FCFS", ("backfill", "fcfs"): "FCFS+EASY",
+          ("fifo", "multifactor"): "multifactor", ("backfill", "multifactor"): "multifactor+backfill"}
+
+
+def run_label(result):
+    """The name papers use for a policy/priority pair (FCFS, FCFS+EASY, ...)."""
+    return LABELS.get((result["policy"], result["priority"]), f"{result['policy']}/{result['priority']}")
+
+
 def format_table(results):
     """A metrics table, one column per run."""
-    heads = [f"{r['policy']}/{r['priority']}" for r in results]
+    heads = [run_label(r) for r in results]
     width = max(len(label) for _, label, _ in Metrics.COLUMNS)
     colw = max(12, *(len(h) for h in heads))
     lines = [f"{'':<{width}}  " + "  ".join(f"{h:>{colw}}" for h in heads)]
     for key, label, fmt in Metrics.COLUMNS:
         lines.append(f"{label:<{width}}  " + "  ".join(f"{fmt.format(r[key]):>{colw}}" for r in results))
     return "\n".join(lines)
-
-
-def main(argv=None):
-    """``python -m batch_backend.sim TRACE.swf --nodes N --cpus C --policy backfill|fifo[,...]``."""
-    import argparse
-
-    from .swf import SwfError, load_swf
-
-    ap = argparse.ArgumentParser(prog="python -m batch_backend.sim",
-                                 description="Replay an SWF trace through BatchHub's scheduler on a virtual clock.")
-    ap.add_argument("trace", help="Standard Workload Format file")
-    ap.add_argument("--nodes", type=int, required=True, help="nodes in the simulated cluster")
-    ap.add_argument("--cpus", type=int, required=True, help="CPUs per node")
-    ap.add_argument("--policy", default="backfill",
-                    help="fifo, backfill, or a comma list to compare them in one table (default backfill)")
-    ap.add_argument("--priority", default="fcfs", help="fcfs or multifactor, or a comma list (default fcfs)")
-    ap.add_argument("--bf-window", type=int, default=1440, help="planning horizon, minutes (default 1440)")
-    ap.add_argument("--bf-max-job-test", type=int, default=500, help="jobs planned per pass (default 500)")
-    ap.add_argument("--bf-resolution", type=int, default=60, help="planner time resolution, s (default 60)")
-    ap.add_argument("--bf-interval", type=int, default=0,
-                    help="backfill at most every this many virtual seconds, FIFO passes in between "
-                         "(Slurm's bf_interval; default 0: backfill on every event, like the controller)")
-    ap.add_argument("--max-jobs", type=int, default=None, help="replay only the first N jobs")
-    args = ap.parse_args(argv)
-    try:
-        _, records = load_swf(args.trace)
-    except (OSError, SwfError) as exc:
-        ap.exit(1, f"error: {exc}\n")
-    if args.max_jobs:
-        records = records[:args.max_jobs]
-    results = []
-    for priority in args.priority.split(","):
-        for policy in args.policy.split(","):
-            if policy not in POLICIES or priority not in ("fcfs", "multifactor"):
-                ap.error(f"unknown policy/priority {policy}/{priority}")
-            results.append(simulate(records, nodes=args.nodes, cpus=args.cpus, policy=policy, priority=priority,
-                                    bf_window=args.bf_window, bf_max_job_test=args.bf_max_job_test,
-                                    bf_resolution=args.bf_resolution, bf_interval=args.bf_interval))
-    print(f"{args.trace}: {len(records)} records, {args.nodes} nodes x {args.cpus} CPUs")
-    print(format_table(results))
-    return 0

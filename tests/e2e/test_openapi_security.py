@@ -45,12 +45,18 @@ def route_templates():
         pattern = rule.matcher.regex.pattern.rstrip("$")
         pattern = pattern.replace(ID_RE, "{job_id}").replace("([0-9]+|batch)", "{step_id}")
         pattern = pattern.replace("([0-9]+)", "{step_id}").replace(r"([A-Za-z0-9_.\-]+)", "{node}")
-        alternatives = re.search(r"\(([a-z|]+)\)", pattern)
-        if alternatives:
-            for word in alternatives.group(1).split("|"):
-                out.add(pattern.replace(alternatives.group(0), word))
-        else:
-            out.add(pattern)
+        pattern = pattern.replace("([^/]+)", "{name}")
+        paths = [pattern]
+        while any(re.search(r"\(([a-z|]+)\)", p) for p in paths):  # expand each (a|b|c) group
+            expanded = []
+            for p in paths:
+                group = re.search(r"\(([a-z|]+)\)", p)
+                if group is None:
+                    expanded.append(p)
+                    continue
+                expanded += [p.replace(group.group(0), word, 1) for word in group.group(1).split("|")]
+            paths = expanded
+        out.update(paths)
     return out
 
 
@@ -74,7 +80,10 @@ def test_every_operation_requires_the_scheme_and_names_who_may_call_it():
 
 
 def test_every_route_of_the_controller_is_documented():
-    assert route_templates() == set(openapi_document()["paths"])
+    served, documented = route_templates(), set(openapi_document()["paths"])
+    assert documented <= served
+    # the route pattern also matches 'add' for associations, which the handler refuses (sacctmgr has no such verb)
+    assert served - documented == {"/v1/accounting/associations/add"}
 
 
 def test_access_levels_of_the_sensitive_operations():

@@ -213,7 +213,7 @@ def test_bad_tokens_give_a_one_line_cli_error(tcp_cluster, key, case):
     assert tcp_cluster.run("squeue", "-h", "-o", "%i").stdout == before  # nothing was submitted
 
 
-def test_node_endpoints_over_tcp_need_an_admin_token(tcp_cluster):
+def test_node_endpoints_over_tcp_need_a_node_credential(tcp_cluster):
     try:
         pwd.getpwnam("nobody")
     except KeyError:
@@ -228,9 +228,15 @@ def test_node_endpoints_over_tcp_need_an_admin_token(tcp_cluster):
         assert "node daemons only" in answer["error"]["message"]
     wait_log(tcp_cluster, r"batchhub\.audit WARNING 403 denied user=nobody uid=\d+ via=tcp:127\.0\.0\.1 "
                           r"POST /v1/noded/n1/register")
-    # the service account's token is a node credential
+    # not even an admin's user token makes a node daemon: nodes hold node credentials
     status, answer = raw(tcp_cluster, "GET", "/v1/noded/n1/commands?epoch=stale", mint(tcp_cluster))
+    assert status == 403 and "node daemons only" in answer["error"]["message"]
+    node_token = mint_node_token(tcp_cluster, "n[1-2]")
+    status, answer = raw(tcp_cluster, "GET", "/v1/noded/n1/commands?epoch=stale", node_token)
     assert status == 200 and answer["reregister"] is True
+    # ... for the nodes it names only
+    status, answer = raw(tcp_cluster, "GET", "/v1/noded/n3/commands?epoch=stale", node_token)
+    assert status == 403 and "not valid for node n3" in answer["error"]["message"], answer
     # admin-only actions stay admin-only over TCP
     status, answer = raw(tcp_cluster, "POST", "/v1/nodes/update", nobody,
                           body={"names": ["n1"], "state": "DRAIN", "reason": "evil"})
@@ -238,6 +244,40 @@ def test_node_endpoints_over_tcp_need_an_admin_token(tcp_cluster):
     status, answer = raw(tcp_cluster, "POST", "/v1/shutdown", nobody, body={})
     assert status == 403
     assert "drain" not in tcp_cluster.run("sinfo", "-h", "-N", "-n", "n1", "-o", "%t").stdout
+
+
+def mint_node_token(cluster, nodes):
+    r = cluster.batchhub("node-token", "--nodes", nodes)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_a_node_credential_is_no_user(tcp_cluster):
+    node_token = mint_node_token(tcp_cluster, "n1")
+    before = tcp_cluster.run("squeue", "-h", "-o", "%i").stdout
+    job = tcp_cluster.sbatch("-o", "/dev/null", "--wrap=sleep 30")
+    try:
+        for method, path, body in [("GET", "/v1/jobs", None), ("POST", "/v1/jobs", {"script": "#!/bin/sh\n"}),
+                                   ("POST", "/v1/jobs/cancel", {"ids": [str(job)]}),
+                                   ("POST", "/v1/tokens", {}),
+                                   ("POST", "/v1/nodes/update", {"names": ["n1"], "state": "DRAIN", "reason": "x"})]:
+            status, answer = raw(tcp_cluster, method, path, node_token, body=body)
+            assert status == 403, (path, answer)
+            assert answer["error"]["message"] == "Access/permission denied: a node credential is for node daemons only"
+        wait_log(tcp_cluster, r"batchhub\.audit WARNING 403 denied user=node:n1 uid=-1 via=tcp:127\.0\.0\.1 "
+                              r"POST /v1/jobs/cancel")
+        assert tcp_cluster.wait_state(job, "RUNNING") == "RUNNING"  # not cancelled
+        assert tcp_cluster.run("squeue", "-h", "-o", "%i").stdout.split() == before.split() + [str(job)]
+        # the CLI with a node credential gets Slurm's one-line refusal, no traceback
+        r = tcp_cluster.run("scancel", str(job), env=tcp_env(tcp_cluster, node_token))
+        assert r.returncode != 0 and "Traceback" not in r.stderr and "node credential" in r.stderr, r
+    finally:
+        tcp_cluster.run("scancel", str(job))
+
+
+def test_node_token_command_refuses_bad_input(tcp_cluster):
+    r = tcp_cluster.batchhub("node-token", "--nodes", "n[1-")
+    assert (r.returncode, r.stdout) == (1, "") and r.stderr.startswith("batchhub: error: invalid node list")
 
 
 # -- two real users ------------------------------------------------------------------------------

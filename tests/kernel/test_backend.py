@@ -102,5 +102,5 @@ def test_unreachable_controller_raises_controller_down(queue_down, backend):
 
 def test_cli_backend_reports_a_missing_command(kernel_env):
     backend = SlurmCLIBackend(path="/nonexistent")
-    with pytest.raises(QueueError, match="sprio is not available"):
-        backend.command("sprio", [])
+    with pytest.raises(QueueError, match="strigger is not available"):
+        backend.command("strigger", [])

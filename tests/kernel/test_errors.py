@@ -45,10 +45,13 @@ def test_unknown_job_is_one_line(ip, backend_name):
     assert_one_error_line(*run_magic(ip, "squeue -j 987654"), "squeue")
 
 
-def test_sprio_and_sshare_say_they_are_unavailable(ip, backend_name):
-    for prog in ("sprio", "sshare"):
-        line = assert_one_error_line(*run_magic(ip, prog), prog)
-        assert "not available" in line
+def test_sprio_on_basic_priority_is_slurms_one_line_and_sshare_shows_usage(ip, backend_name):
+    """The test cluster runs priority/basic: sprio refuses as Slurm does, sshare still answers."""
+    line = assert_one_error_line(*run_magic(ip, "sprio"), "sprio")
+    assert "You are not running a supported priority plugin" in line
+    result, captured = run_magic(ip, "sshare -a")
+    assert result.error_in_exec is None and "Traceback" not in captured.stdout + captured.stderr
+    assert "RawShares" in captured.stdout + str(result.result) and "root" in captured.stdout + str(result.result)
 
 
 @pytest.mark.parametrize("line, cell, prog", [

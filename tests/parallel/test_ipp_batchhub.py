@@ -148,6 +148,34 @@ def test_stop_cluster_cancels_both_jobs_and_leaves_no_process(batchhub_env, tmp_
     assert not any(os.path.exists(p) for p in files)
 
 
+def test_engines_over_several_jobs_and_dead_engines_replaced(batchhub_env, tmp_path):
+    """4 engines as 2 jobs of 2; one job cancelled: its engines leave, a new job replaces them."""
+    from batch_backend.client import Client
+    c = _make_cluster(tmp_path, 2, f"t{os.getpid()}c")
+    rc = c.start_and_connect_sync()
+    rc.wait_for_engines(2, timeout=90)
+    c.start_engines_sync(2)  # a second engine job, same controller
+    rc.wait_for_engines(4, timeout=90)
+    jobs_of = interactive(lambda: __import__("os").environ["SLURM_JOB_ID"])
+    first, second = [launcher.job_id for launcher in c.engines.values()]
+    assert first != second and sorted(rc[:].apply_sync(jobs_of)) == sorted([first] * 2 + [second] * 2)
+    with Client() as client:
+        client.cancel([second])
+    assert wait_job_final(second) == "CANCELLED"
+    deadline = time.monotonic() + 30
+    while len(rc.ids) > 2 and time.monotonic() < deadline:  # the hub's heartbeat drops dead engines
+        time.sleep(0.2)
+    assert len(rc.ids) == 2 and rc[:].apply_sync(jobs_of) == [first, first]
+    c.start_engines_sync(2)  # replacements
+    rc.wait_for_engines(4, timeout=90)
+    third = list(c.engines.values())[-1].job_id
+    assert sorted(rc[:].apply_sync(jobs_of)) == sorted([first] * 2 + [third] * 2)
+    assert rc[:].apply_sync(interactive(lambda x: x + 1), 1) == [2] * 4
+    rc.close()
+    c.stop_cluster_sync()
+    assert wait_no_processes("IPP_CLUSTER_ID", c.cluster_id) == []
+
+
 # -- the engines' side of the connection file, as real processes ----------------------
 
 def _waiter(path, job_id, instance, timeout=20, reach=1):

@@ -64,7 +64,8 @@ class FakeClient:
         return (str(j["job_id"]) == wanted or j["display_id"] == wanted
                 or (j.get("array_job_id") is not None and str(j["array_job_id"]) == base))
 
-    def jobs(self, ids=None, users=None, partitions=None, states=None, names=None, include_finished=False, fields=None):
+    def jobs(self, ids=None, users=None, partitions=None, states=None, names=None, include_finished=False, fields=None,
+             hide_hidden=False):
         self.calls.append(("jobs", dict(ids=ids, users=users, partitions=partitions, states=states,
                                         names=names, include_finished=include_finished, fields=fields)))
         out = []

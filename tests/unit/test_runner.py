@@ -86,7 +86,8 @@ def test_completed_and_output(tmp_path):
     events, runner = run(make_launch(tmp_path, "#!/bin/sh\necho hello\necho oops >&2\n"), tmp_path)
     started, end = events
     assert started == {"event": "started", "job_id": runner.job_id, "pid": runner.pid, "time": started["time"]}
-    assert set(end) == {"event", "job_id", "state", "exit_code", "exit_signal", "reason", "time", "max_rss_mb"}
+    assert set(end) == {"event", "job_id", "state", "exit_code", "exit_signal", "reason", "time", "max_rss_mb",
+                        "restarts"}
     assert (end["state"], end["exit_code"], end["exit_signal"], end["reason"]) == ("COMPLETED", 0, 0, "None")
     assert end["time"] >= started["time"]
     assert (tmp_path / "out.txt").read_text() == "hello\noops\n"  # stderr joins stdout

@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import subprocess
 import sys
 
@@ -138,9 +139,77 @@ def test_policies_are_pluggable():
 def test_cli_prints_a_metrics_table(tmp_path):
     trace = tmp_path / "t.swf"
     trace.write_text("\n".join(CRAFTED) + "\n")
-    out = subprocess.run([sys.executable, "-m", "batch_backend.sim", str(trace), "--nodes", "2", "--cpus", "4",
-                          "--policy", "fifo,backfill"], capture_output=True, text=True, check=True).stdout
-    assert "fifo/fcfs" in out and "backfill/fcfs" in out and "mean wait (s)" in out and "backfilled jobs" in out
+    out = subprocess.run([sys.executable, "-m", "batch_backend.sim", str(trace), "--nodes", "2", "--cpus", "4"],
+                         capture_output=True, text=True, check=True).stdout
+    header = out.splitlines()[1].split()
+    assert header == ["FCFS", "FCFS+EASY", "multifactor+backfill"]
+    assert "mean wait (s)" in out and "backfilled jobs" in out and "user fairness" in out
+
+
+def test_batchhub_sim_replays_the_lublin_model():
+    out = subprocess.run([sys.executable, "-m", "batch_backend.admin", "sim", "--model", "lublin", "--jobs", "150",
+                          "--nodes", "16", "--cpus", "4", "--seed", "3", "--runs", "fifo/fcfs,backfill/fcfs"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.startswith("Lublin-Feitelson model, 150 jobs, seed 3: 150 records, 16 nodes x 4 CPUs")
+    rows = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line.strip()) for line in out.splitlines()[2:])}
+    assert rows["jobs run"] == ["150", "150"]
+    assert int(rows["backfilled jobs"][0]) == 0  # FCFS never starts a job out of order
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--nodes", "4", "--cpus", "2"], "give a trace file or --model lublin"),
+    (["--model", "lublin", "--nodes", "4", "--cpus", "2", "--runs", "sjf/fcfs"], "unknown run 'sjf/fcfs'"),
+    (["--model", "lublin", "--nodes", "0", "--cpus", "2"], "--nodes and --cpus must be at least 1"),
+    (["/nonexistent.swf", "--nodes", "4", "--cpus", "2"], "No such file"),
+])
+def test_batchhub_sim_bad_input_is_one_line(argv, message):
+    proc = subprocess.run([sys.executable, "-m", "batch_backend.admin", "sim", *argv], capture_output=True, text=True)
+    assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- the Lublin-Feitelson model -------------------------------------------------------------------
+
+def test_lublin_model_is_seeded_and_well_formed():
+    from batch_backend.sim.lublin import generate
+    jobs = generate(2000, procs=256, seed=4)
+    assert jobs == generate(2000, procs=256, seed=4) and jobs != generate(2000, procs=256, seed=5)
+    assert [j.job_number for j in jobs] == list(range(1, 2001))
+    assert all(j.submit_time <= k.submit_time for j, k in zip(jobs, jobs[1:]))
+    assert all(1 <= j.requested_procs <= 256 and 1 <= j.run_time <= j.requested_time for j in jobs)
+    assert {j.queue for j in jobs} == {0, 1}  # batch and interactive streams
+
+
+def test_lublin_model_has_the_published_shape():
+    """Sizes: about a quarter serial, most parallel jobs powers of two; run time grows with size."""
+    import statistics
+    from batch_backend.sim.lublin import generate
+    jobs = generate(20000, procs=128, seed=1, interactive=False)
+    serial = sum(j.requested_procs == 1 for j in jobs) / len(jobs)
+    assert 0.25 < serial < 0.34  # SERIAL_PROB_BATCH = 0.2927
+    parallel = [j for j in jobs if j.requested_procs > 1]
+    pow2 = sum(j.requested_procs & (j.requested_procs - 1) == 0 for j in parallel) / len(parallel)
+    assert pow2 > 0.85  # rounded ones plus the unrounded that land on a power of two
+    small = statistics.median(j.run_time for j in jobs if j.requested_procs <= 2)
+    large = statistics.median(j.run_time for j in jobs if j.requested_procs >= 32)
+    assert large > small
+
+
+def test_lublin_load_rescales_arrivals():
+    from batch_backend.sim.lublin import generate
+    jobs = generate(3000, procs=512, seed=2, load=0.5)
+    span = jobs[-1].submit_time - jobs[0].submit_time
+    offered = sum(j.requested_procs * j.run_time for j in jobs) / (512 * span)
+    assert abs(offered - 0.5) < 0.02
+
+
+def test_gamma_cdf_matches_known_values():
+    import math
+    from batch_backend.sim.lublin import daily_weights, gamma_cdf
+    assert gamma_cdf(1.0, 1.0, 1.0) == pytest.approx(1 - math.exp(-1))      # exponential
+    assert gamma_cdf(4.0, 2.0, 2.0) == pytest.approx(1 - 3 * math.exp(-2))   # Erlang-2, scale 2
+    assert gamma_cdf(30.0, 2.0, 1.0) == pytest.approx(1 - 31 * math.exp(-30))
+    weights = daily_weights(6.1271, 5.2740)
+    assert len(weights) == 48 and sum(weights) == pytest.approx(48)
 
 
 def test_small_instance_of_a_large_cluster_completes():
@@ -156,3 +225,16 @@ def test_trace_generator_is_seeded():
     assert generate(50, procs=64, seed=9) == generate(50, procs=64, seed=9)
     assert generate(50, procs=64, seed=9) != generate(50, procs=64, seed=10)
     assert all(isinstance(j, SwfJob) and j.run_time <= j.requested_time for j in generate(200, procs=64))
+
+
+def test_simulated_jobs_keep_off_an_advance_reservation():
+    """The simulator runs the same reservation rules: no job on reserved nodes during the window."""
+    jobs, _ = jobs_from_swf(records(swf_line(1, 0, 500, 8, 600), swf_line(2, 10, 100, 4, 600),
+                                    swf_line(3, 20, 60, 4, 120)), total_cpus=8)
+    window = {"name": "maint", "start_time": 300, "end_time": 2000, "nodes": ["n00001"], "flags": ["MAINT"]}
+    sim = Simulator(jobs, nodes=2, cpus=4, policy="backfill", reservations=[window])
+    sim.run()
+    start = {j["job_id"]: j["start_time"] for j in sim.jobs}
+    assert start[1] == 2000                  # needs both nodes for 600 s: only after the window
+    assert start[2] == 10 and sim.jobs[1]["nodes"] == ["n00002"]   # would still run at 300: beside it
+    assert start[3] == 20 and sim.jobs[2]["nodes"] == ["n00001"]   # ends before 300: on the reserved node
