@@ -63,10 +63,12 @@ ERROR = {"description": "error", "content": {"application/json": {"schema": {"$r
 
 #: Who may call an operation (``x-batchhub-access``); the controller enforces it (api.py, cluster.py).
 ACCESS = {
+    "any": "any authenticated caller: users, and node daemons with their node credential",
     "user": "any authenticated user",
     "owner": "the job's owner, or an operator/admin",
     "admin": "operators and admins only (root, SlurmUser, AdminLevel, token admins)",
-    "node": "node daemons only (root on the Unix socket; an admin token, the node credential, over TCP)",
+    "node": "node daemons only (root on the Unix socket; over TCP a node credential: a bearer token whose "
+            "node claim names this node, from 'batchhub node-token')",
 }
 
 BEARER = {
@@ -76,8 +78,10 @@ BEARER = {
                    "signed with the cluster key (state/jwt_hs256.key, readable by the service account only), "
                    "as Slurm's auth/jwt. Get one with 'scontrol token [lifespan=SECONDS] [username=NAME]' or "
                    "POST /v1/tokens; a missing, malformed, forged, expired or wrong-key token is a 401 with "
-                   "WWW-Authenticate: Bearer, and an audit log line. On the Unix socket no token is sent: the "
-                   "caller is the kernel-verified peer uid of the connection (SO_PEERCRED).",
+                   "WWW-Authenticate: Bearer, and an audit log line. Node daemons on other hosts send a node "
+                   "credential the same way (a token with a node claim: node endpoints only, 403 elsewhere). "
+                   "On the Unix socket no token is sent: the caller is the kernel-verified peer uid of the "
+                   "connection (SO_PEERCRED).",
 }
 SECURITY = [{"bearerAuth": []}]
 
@@ -114,7 +118,7 @@ def openapi_document():
     node_param = [{"name": "node", "in": "path", "required": True, "schema": {"type": "string"},
                    "description": "node name"}]
     paths = {
-        "/v1/ping": {"get": _op("Controller identity, version and the caller's identity")},
+        "/v1/ping": {"get": _op("Controller identity, version and the caller's identity", access="any")},
         "/v1/jobs": {
             "get": _op("List jobs (squeue)", {"type": "object", "properties": {"jobs": {"type": "array", "items": job_ref}}},
                        params=("ids", "users", "partitions", "states", "names", "all", "fields")),

@@ -175,3 +175,18 @@ def test_a_plain_users_token_is_refused_exactly_where_the_document_says(tcp_clus
         assert tcp_cluster.job(job_id)["Reason"] == "JobHeldUser"
     finally:
         tcp_cluster.run("scancel", str(job_id))
+
+
+def test_a_node_credential_is_let_in_only_where_the_document_says_node(tcp_cluster):
+    r = tcp_cluster.batchhub("node-token", "--nodes", "n1", "--conf", tcp_cluster.conf_path)
+    assert r.returncode == 0, r.stderr
+    credential = r.stdout.strip().splitlines()[-1].partition("=")[2] or r.stdout.strip().splitlines()[-1]
+    for path, method, op in documented_operations(openapi_document()):
+        if path == "/v1/noded/{node}/commands":
+            path += "?wait=0"
+        status, _, answer = tcp(tcp_cluster, method.upper(), concrete(path, 1), credential,
+                                body={} if method in ("post", "delete") else None)
+        if op["x-batchhub-access"] in ("node", "any"):
+            assert status not in (401, 403), (method, path, status, answer)
+        else:
+            assert status == 403, (method, path, status, answer)
