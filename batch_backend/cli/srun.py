@@ -170,7 +170,8 @@ def _node_count(value):
     if value is None:
         return None
     low, _, high = str(value).strip().partition("-")
-    if not low.isdigit() or int(low) < 1 or (high and (not high.isdigit() or int(high) < int(low))):
+    if not (low.isascii() and low.isdigit()) or int(low) < 1 \
+            or (high and (not (high.isascii() and high.isdigit()) or int(high) < int(low))):
         raise SrunError(f"invalid node count `{value}'")
     return int(low)
 

@@ -315,3 +315,41 @@ def test_empty_cluster_name_means_the_default():
     with tempfile.TemporaryDirectory() as d:
         conf = parse_conf("ClusterName=\nNodeName=n1 CPUs=1\nPartitionName=p Nodes=n1\n")
         assert Cluster(conf, Journal(os.path.join(d, "j.sqlite"))).cluster_name == "batchhub"
+
+
+# -- srun / salloc options ---------------------------------------------------------------------------
+SRUN_OPTS = ["-n", "-N", "-c", "-t", "-p", "-w", "-x", "-C", "--mem", "--mem-per-cpu", "--ntasks-per-node",
+             "--mpi", "--export", "--gres", "--exclusive", "--pty", "--label", "-l", "--bogus", "--"]
+
+
+srun_value = st.one_of(st.sampled_from(VALUES + ["²", "１", "1-²"]), st.text(max_size=8))
+
+
+@FUZZ
+@given(st.lists(st.one_of(st.tuples(st.sampled_from(SRUN_OPTS), srun_value),  # option then its value
+                          st.tuples(st.builds(lambda o, v: f"{o}={v}",
+                                              st.sampled_from([o for o in SRUN_OPTS if o[:2] == "--"]), srun_value)),
+                          st.tuples(st.text(max_size=8))), max_size=6).map(lambda ws: [w for t in ws for w in t]))
+def test_srun_options_build_requests_or_raise_srun_error(argv):
+    from batch_backend.cli.srun import SrunError, allocation_submission, build_request, parse_args
+    try:
+        opts, command = parse_args(argv)
+        sub = allocation_submission(opts, "srun", {"PATH": "/usr/bin:/bin"}, "/work", "name", "srun")
+        request = build_request(opts, command or ["true"], {"PATH": "/usr/bin:/bin"}, "/work")
+    except SrunError as e:
+        assert str(e)
+        return
+    assert sub["interactive"] is True and request["argv"]
+
+
+def test_srun_node_count_in_other_scripts_digits_is_a_usage_error():
+    """'-N ²' passed str.isdigit() and then crashed int(): now srun's own error."""
+    from batch_backend.cli.srun import SrunError, allocation_submission, parse_args
+    for value in ("²", "1-²", "١"):
+        opts, _ = parse_args(["-N", value, "true"])
+        try:
+            allocation_submission(opts, "srun", {}, "/work", "n", "srun")
+        except SrunError as e:
+            assert str(e) == f"invalid node count `{value}'"
+        else:
+            raise AssertionError(value)
