@@ -177,7 +177,7 @@ def _bad_time(s):
 def _delta_seconds(text, s):
     """``30days`` -> 2592000, ``60`` -> 60 (seconds by default)."""
     i = 0
-    while i < len(text) and text[i].isdigit():
+    while i < len(text) and text[i] in "0123456789":
         i += 1
     if i == 0 or not text[:i].isascii():
         raise _bad_time(s)

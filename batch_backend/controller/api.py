@@ -316,9 +316,9 @@ class AccountingHandler(BaseHandler):
             i = i.split(".")[0]
             if "_" in i:
                 base, _, idx = i.partition("_")
-                if base.isdigit():
+                if (base.isascii() and base.isdigit()):
                     array_ids.append(int(base))
-            elif i.isdigit():
+            elif (i.isascii() and i.isdigit()):
                 job_ids.append(int(i))
                 array_ids.append(int(i))
             else:

@@ -195,7 +195,7 @@ class Cluster:
         id_text = str(id_text).strip()
         if "_" in id_text:
             base, _, idx = id_text.partition("_")
-            if not base.isdigit():
+            if not (base.isascii() and base.isdigit()):
                 raise InvalidRequest(f"Invalid job id specified: {id_text}")
             array_id = int(base)
             wanted = None
@@ -206,14 +206,14 @@ class Cluster:
                 except InvalidRequest:
                     raise InvalidRequest(f"Invalid job id specified: {id_text}") from None
                 wanted = set(wanted)
-            elif idx.isdigit():
+            elif (idx.isascii() and idx.isdigit()):
                 wanted = {int(idx)}
             else:
                 raise InvalidRequest(f"Invalid job id specified: {id_text}")
             return [j for j in self._array_members(array_id)
                     if (j.get("array_task_id") in wanted)
                     or (j.get("array_pending") and wanted & set(j["array_pending"]))]
-        if not id_text.isdigit():
+        if not (id_text.isascii() and id_text.isdigit()):
             raise InvalidRequest(f"Invalid job id specified: {id_text}")
         job_id = int(id_text)
         job = self.jobs.get(job_id)

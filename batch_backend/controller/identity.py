@@ -49,7 +49,7 @@ def group_name(gid):
 @lru_cache(maxsize=4096)
 def lookup_user(name):
     """(uid, gid) of a user name or numeric string; KeyError if unknown."""
-    if name.isdigit():
+    if (name.isascii() and name.isdigit()):
         uid = int(name)
         try:
             return uid, pwd.getpwuid(uid).pw_gid

@@ -246,7 +246,9 @@ def build_job(sub, *, job_id, caller, partitions, default_partition, nodes, now,
         raise InvalidRequest("--mem and --mem-per-cpu are mutually exclusive")
     gres = sub.get("gres", "")
     for item in filter(None, gres.split(",")):
-        if item.split(":")[0] != "gpu":
+        parts = item.split(":")  # gpu[:type][:count]
+        if parts[0] != "gpu" or len(parts) > 3 or not all(p and p.isascii() and p.replace("_", "").replace(
+                "-", "").replace(".", "").isalnum() for p in parts[1:]) or (len(parts) == 3 and not parts[2].isdigit()):
             raise InvalidRequest(f"Invalid generic resource (gres) specification: {item}")
     time_limit = sub.get("time_limit")  # -1: explicitly UNLIMITED; None: not given
     if time_limit == -1:

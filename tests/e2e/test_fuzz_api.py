@@ -482,3 +482,17 @@ def test_action_refused_for_one_array_task_changes_no_other_task(live, action):
         assert after == before
     finally:
         live.run("scancel", str(job_id))
+
+
+@pytest.mark.parametrize("method,url,body", [
+    # str.isdigit() is true for '²', int('²') is a ValueError: each of these was a 500
+    ("POST", "/v1/jobs/cancel", {"ids": ["²"]}),
+    ("POST", "/v1/jobs/cancel", {"ids": ["²_1"]}),
+    ("GET", "/v1/accounting/jobs?ids=%C2%B2", None),
+    ("POST", "/v1/jobs", {"script": "#!/bin/sh\n", "hold": True, "gres": "gpu:²"}),
+    ("POST", "/v1/jobs", {"script": "#!/bin/sh\n", "hold": True, "dependency": "afterok:²"}),
+    ("POST", "/v1/jobs", {"script": "#!/bin/sh\n", "hold": True, "user": "²"}),
+])
+def test_other_scripts_digits_are_clean_errors(live, method, url, body):
+    status, answer = send_checked(live, method, url, body)
+    assert 400 <= status < 500 or (status == 200 and answer.get("not_found")), answer

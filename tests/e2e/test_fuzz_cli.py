@@ -148,3 +148,11 @@ def test_scontrol_update_job_with_hostile_values(cluster, pairs, extra):
         assert shown["JobState"] == "PENDING", shown
     finally:
         cluster.run("scancel", str(job_id))
+
+
+def test_other_scripts_digits_in_cli_arguments_are_clean(cluster):
+    """'²' passes str.isdigit() but not int(): each of these once ended in an internal error."""
+    for argv in (("squeue", "-o", "%²i"), ("scancel", "-s", "²", "999999"), ("sacct", "-u", "²"),
+                 ("sacct", "-o", "JobID%²")):
+        r = cluster.run(*argv)
+        assert_clean(argv[0], r)
