@@ -26,7 +26,8 @@ CLI = settings(max_examples=EXAMPLES, deadline=None,
 
 ODD = ["", " ", "a b", "é", "١", "日本", "x" * 300, "a\nb", "'", '"', "\\", "$HOME", "`id`", "%j", "%", "%%x",
        "../../etc/x", "/root/evil.out", "-", "--", "=", "n[1-", "n[1-2]", "0", "-1", "1e9", "4G", "99999999999",
-       "UNLIMITED", "now+1hour", "2099-13-01", "afterok:999999", "gpu:9", "debug", "nosuch", "B:USR1@5"]
+       "UNLIMITED", "now+1hour", "2099-13-01", "afterok:999999", "gpu:9", "debug", "nosuch", "B:USR1@5",
+       "²", "%²i", "١", "gpu:²"]
 SBATCH_OPTS = ["-J", "-p", "-N", "-n", "-c", "-t", "-o", "-e", "-D", "-a", "-w", "-x", "-d", "-b", "-C", "-G",
                "--mem", "--mem-per-cpu", "--gres", "--signal", "--nice", "--priority", "--export", "--begin",
                "--open-mode", "--comment", "--time-min", "--exclusive", "--requeue", "--ntasks-per-node",
