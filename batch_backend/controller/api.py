@@ -97,7 +97,7 @@ class BaseHandler(tornado.web.RequestHandler):
                                            reason="job_ended")
         try:
             pw = pwd.getpwnam(user)
-        except KeyError:
+        except (KeyError, ValueError):  # ValueError: a NUL in the name
             raise AuthenticationFailed(f"Authentication failure: token user {user!r} does not exist on this host",
                                        reason="unknown_user") from None
         admin = authority.is_admin(pw.pw_uid, user)
@@ -535,7 +535,7 @@ class TokensHandler(BaseHandler):
                                      f"max_token_lifespan={authority.max_token_lifespan}")
         try:
             pwd.getpwnam(username)
-        except KeyError:
+        except (KeyError, ValueError):  # ValueError: a NUL in the name
             raise InvalidRequest(f"Invalid user: {username}") from None
         try:
             if authority is None:

@@ -55,7 +55,10 @@ def lookup_user(name):
             return uid, pwd.getpwuid(uid).pw_gid
         except KeyError:
             return uid, uid
-    pw = pwd.getpwnam(name)
+    try:
+        pw = pwd.getpwnam(name)
+    except ValueError:  # a NUL in the name: no such user
+        raise KeyError(name) from None
     return pw.pw_uid, pw.pw_gid
 
 

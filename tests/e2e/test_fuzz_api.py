@@ -513,3 +513,13 @@ def test_action_refused_for_one_array_task_changes_no_other_task(live, action):
 def test_other_scripts_digits_are_clean_errors(live, method, url, body):
     status, answer = send_checked(live, method, url, body)
     assert 400 <= status < 500 or (status == 200 and answer.get("not_found")), answer
+
+
+@pytest.mark.parametrize("method,url,body", [
+    # found by schemathesis: pwd.getpwnam() raises ValueError (not KeyError) for a NUL in the name
+    ("POST", "/v1/tokens", {"username": "x\0y", "lifespan": 60}),
+    ("POST", "/v1/jobs", {"script": "#!/bin/sh\n", "hold": True, "user": "x\0y"}),
+])
+def test_names_with_nul_are_clean_errors(live, method, url, body):
+    status, answer = send_checked(live, method, url, body)
+    assert status == 400, answer
