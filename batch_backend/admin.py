@@ -419,7 +419,8 @@ def main(argv=None):
     p = sub.add_parser("config", help="print the embedded default slurm.conf for this machine")
     p.set_defaults(func=cmd_config)
     p = sub.add_parser("bench", help="run a benchmark suite and print a table")
-    p.add_argument("suite", choices=["core", "parallel", "hub", "sched", "memory", "priority"])
+    p.add_argument("suite", choices=["core", "parallel", "hub", "sched", "memory", "priority", "crash",
+                                     "restart"])
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("sim", help="replay a workload (SWF trace or Lublin-Feitelson model) through the "

@@ -30,7 +30,14 @@ class ClientError(Exception):
 
 
 class ControllerUnreachable(ClientError):
-    """No controller answered: connection refused, socket missing, timeout."""
+    """No controller answered: connection refused, socket missing, timeout.
+
+    ``refused`` is true when a socket exists but nobody listens on it: a
+    controller that was killed (a clean stop removes its socket) and is most
+    likely being restarted.
+    """
+
+    refused = False
 
 
 class APIError(ClientError):
@@ -193,7 +200,9 @@ class Client:
             status, _, payload = conn.request(method, url, body=data, headers=headers)
         except (FileNotFoundError, ConnectionRefusedError) as e:
             self.close()
-            raise ControllerUnreachable(f"connect failure ({e.strerror or e})") from None
+            err = ControllerUnreachable(f"connect failure ({e.strerror or e})")
+            err.refused = isinstance(e, ConnectionRefusedError)
+            raise err from None
         except TimeoutError:
             self.close()
             raise ControllerUnreachable("Socket timed out on send/recv operation") from None
@@ -218,23 +227,34 @@ class Client:
         """Controller identity and version: {"version", "cluster_name", "time", "user", "uid"}."""
         return self.request("GET", "/ping")
 
-    def submit(self, submission, *, retries=0, retry_delay=0.5):
+    def submit(self, submission, *, retries=0, retry_delay=0.5, restart_wait=0.0):
         """Submit a job (a submission dict as built by sbatch). Returns {"job_id": N}.
 
         The submission gets a random ``submit_token`` (unless it has one): the
         controller answers a repeated token with the job it already created,
         so retrying after a lost answer can never create the job twice.
-        ``retries`` re-sends on :class:`ControllerUnreachable`.
+        ``retries`` re-sends on :class:`ControllerUnreachable`; besides,
+        while the controller's socket refuses connections (it is being
+        restarted) re-sending goes on for up to ``restart_wait`` seconds, as
+        Slurm's clients wait up to MessageTimeout for slurmctld.
         """
+        import time
         if not submission.get("submit_token"):
             submission = dict(submission, submit_token=os.urandom(16).hex())
-        for attempt in range(retries + 1):
+        deadline = time.monotonic() + restart_wait
+        attempt, restarting = 0, False
+        while True:
             try:
                 return self.request("POST", "/jobs", submission)
-            except ControllerUnreachable:
-                if attempt == retries:
+            except ControllerUnreachable as e:
+                # a restart also has an instant without a socket file: still the same restart
+                restarting = e.refused or restarting
+                if restarting and time.monotonic() < deadline:
+                    time.sleep(min(retry_delay, 0.1))
+                    continue
+                attempt += 1
+                if attempt > retries:
                     raise
-                import time
                 time.sleep(retry_delay)
 
     def submit_many(self, submissions, *, retries=0, retry_delay=0.5):

@@ -50,3 +50,10 @@ class Conflict(BatchError):
 
     status = 409
     code = "conflict"
+
+
+class AccountingUnavailable(BatchError):
+    """The accounting database does not answer (HTTP 503); sacct says so, as Slurm's does."""
+
+    status = 503
+    code = "accounting_unavailable"

@@ -4,7 +4,7 @@ import sys
 
 SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel", "hub": "benchmarks.hub",
           "sched": "benchmarks.sched_sim", "memory": "benchmarks.controller_memory",
-          "priority": "benchmarks.priority_bench"}
+          "priority": "benchmarks.priority_bench", "crash": "benchmarks.crash_load", "restart": "benchmarks.restart"}
 
 
 def main(suite, extra=()):

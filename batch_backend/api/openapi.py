@@ -228,6 +228,7 @@ def openapi_document():
                                                                 id_param)}
     for path in ("/openapi.json", "/v1/openapi.json"):
         paths[path] = {"get": _op("This document")}
+    paths.update(_metrics_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "BatchHub controller API", "version": __version__,
@@ -250,4 +251,24 @@ def openapi_document():
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                     "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}}},
             }},
+    }
+
+
+def _metrics_paths():
+    """``/metrics`` and its groups: Prometheus text, not JSON (see controller/metrics.py)."""
+    text = {"description": "Prometheus text exposition format 0.0.4",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+    def op(summary, parameters=()):
+        o = _op(summary + " (over TCP without a token too when the controller serves metrics openly)")
+        o["responses"]["200"] = text
+        if parameters:
+            o["parameters"] = list(parameters)
+        return o
+    return {
+        "/metrics": {"get": op("Metrics in Prometheus text format")},
+        "/metrics/{group}": {"get": op(
+            "A group of the metrics, like Slurm's /metrics/<group> endpoints",
+            [{"name": "group", "in": "path", "required": True,
+              "schema": {"type": "string", "enum": ["jobs", "nodes", "partitions", "scheduler"]}}])},
     }

@@ -41,7 +41,9 @@ def run(argv):
     wait = submission.pop("wait", False) or flags.get("wait")
     client = Client()
     try:
-        answer = client.submit(submission, retries=2)
+        # a controller being restarted (kill -9 leaves its socket) is waited for, as Slurm's
+        # clients wait MessageTimeout (10 s); the submit token makes the re-sends safe
+        answer = client.submit(submission, retries=2, restart_wait=10.0)
     except ControllerUnreachable:
         return _fail(["Batch job submission failed: Unable to contact slurm controller (connect failure)"])
     except APIError as e:

@@ -33,9 +33,10 @@ ID_RE = r"([0-9][0-9_\[\]%,\-]*)"
 class BaseHandler(tornado.web.RequestHandler):
     """Identity from the socket's peer credentials; JSON in and out."""
 
-    def initialize(self, controller):
+    def initialize(self, controller, route="(unmatched)"):
         self.controller = controller
         self.cluster = controller.cluster
+        self.route = route  # the route pattern: /metrics labels latency by it
 
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json")
@@ -309,7 +310,7 @@ class CompleteHandler(BaseHandler):
 
 
 class AccountingHandler(BaseHandler):
-    def get(self):
+    async def get(self):
         ids = self.list_arg("ids") or []
         job_ids, array_ids = [], []
         for i in ids:
@@ -333,7 +334,7 @@ class AccountingHandler(BaseHandler):
             except ValueError:
                 raise InvalidRequest(f"query argument {name!r} must be a number (epoch seconds)") from None
         states = self.list_arg("states")
-        rows = self.cluster.journal.query_jobs(
+        rows = await self.controller.accounting.query_jobs(
             job_ids=job_ids or None, array_ids=array_ids or None, users=self.list_arg("users"),
             start=num("start"), end=num("end"), states=[_long_state(s) for s in states] if states else None,
             partitions=self.list_arg("partitions"), names=self.list_arg("names"))
@@ -622,6 +623,25 @@ class NodeEventsHandler(NodeDaemonHandler):
         self.reply({"ok": True})
 
 
+class MetricsHandler(BaseHandler):
+    """Prometheus text format; who may scrape is documented in controller/metrics.py."""
+
+    def prepare(self):
+        sock = getattr(self.request.connection.stream, "socket", None)
+        if sock is not None and sock.family == socket.AF_UNIX:
+            return
+        if self.controller.metrics_open:
+            return  # like Slurm's openmetrics endpoints: aggregates only, no token
+        super().prepare()
+
+    def get(self, group=None):
+        from .metrics import GROUPS, render
+        if group is not None and group not in GROUPS:
+            raise NotFound(f"no such metrics group: {group} (one of {', '.join(GROUPS)})")
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(render(self.controller, group))
+
+
 class OpenAPIHandler(BaseHandler):
     def get(self):
         self.reply(openapi_document())
@@ -681,11 +701,14 @@ def make_app(controller):
         (r"/v1/shares", SharesHandler),
         (r"/v1/shutdown", ShutdownHandler),
         (r"/v1/tokens", TokensHandler),
+        (r"/metrics", MetricsHandler),
+        (r"/metrics/([a-z]+)", MetricsHandler),
         (r"/v1/noded/([A-Za-z0-9_.\-]+)/register", NodeRegisterHandler),
         (r"/v1/noded/([A-Za-z0-9_.\-]+)/commands", NodeCommandsHandler),
         (r"/v1/noded/([A-Za-z0-9_.\-]+)/events", NodeEventsHandler),
     ]
-    return tornado.web.Application([(r, h, args) for r, h in routes], default_handler_class=NotFoundHandler,
+    return tornado.web.Application([(r, h, dict(args, route=r)) for r, h in routes],
+                                   default_handler_class=NotFoundHandler,
                                    default_handler_args=args, log_function=_log_request,
                                    debug=bool(os.environ.get("BATCHHUB_DEBUG")))
 
@@ -697,5 +720,9 @@ class NotFoundHandler(BaseHandler):
 
 
 def _log_request(handler):
+    controller = getattr(handler, "controller", None)
+    if controller is not None:
+        controller.request_times.observe((getattr(handler, "route", "(unmatched)"), handler.request.method),
+                                         handler.request.request_time())
     if handler.get_status() >= 500:
         log.error("%d %s %s", handler.get_status(), handler.request.method, handler.request.uri)

@@ -21,6 +21,8 @@ from ..sched import backfill, fifo
 from ..sched import reservations as resv_policy
 from .dependencies import dependency_state, validate_dependency
 from .jobs import build_job, check_job_update, check_submission, format_array_pending, share_strings
+from .joblog import job_event
+from .metrics import Histogram
 from .nodes import NOT_RESPONDING_REASON, NodeRecord
 from .priority_service import PriorityService
 from .reservations import ReservationBook
@@ -97,11 +99,16 @@ class Cluster:
         # QOS rows ({"name", "priority"}); None means "none configured" (see association_tree).
         # sacctmgr's store feeds fairshare once anything beyond its seeded defaults exists.
         self.assoc_source = lambda: self.assoc.tree() if self.assoc.configured() else []
-        self.qos_source = self.assoc.qos_priorities
+        # QOS records for multifactor (priority) and preempt/qos (preempt, preempt_mode, grace_time;
+        # sacctmgr's PreemptMode "cluster" means the cluster's own mode).
+        self.qos_source = lambda: [
+            dict(q, name=name, preempt_mode="" if q.get("preempt_mode") in (None, "cluster") else q["preempt_mode"])
+            for name, q in self.assoc.qos.items()]
         self.priority = PriorityService(self)  # PriorityType, weights, usage (ValueError on bad config)
         self.reservations = ReservationBook(self)  # advance reservations (controller/reservations.py)
         from .preemption import PreemptionControl
         self.preemption = PreemptionControl(self)  # suspend/resume, preemption, gang scheduling
+        self.pass_times = Histogram()  # /metrics: batchhub_scheduler_pass_seconds
 
     # -- recovery ------------------------------------------------------------
     def recover(self):
@@ -116,7 +123,7 @@ class Cluster:
                 node.reason_user = data.get("reason_user", "")
         self.next_job_id = self.journal.next_job_id(int(self._opt("FirstJobId", 1)))
         self.reservations.recover()
-        for job in self.journal.load_live_jobs(now - self.min_job_age):
+        for job in self.journal.load_live_jobs(now - self.min_job_age if self.min_job_age > 0 else 0):
             share_strings(job)
             self.jobs[job["job_id"]] = job
             if job["state"] == "PENDING":
@@ -284,6 +291,8 @@ class Cluster:
         self.jobs[job["job_id"]] = job
         self.pending[job["job_id"]] = job
         self.stats["submitted"] += 1
+        job_event("submit", job, UserId=f"{job['user']}({job['uid']})", Partition=job["partition"],
+                  Name=job["name"], NumCPUs=job["num_cpus"], Reason=job["reason"])
         if not self.order_dirty:
             # appended last: the queue is still in order unless it outranks the job before it
             before = self._pending_before_last()
@@ -427,7 +436,9 @@ class Cluster:
             if not job.get("interactive"):
                 self._send_launch(job)
         self.stats["passes"] += 1
-        self.stats["last_pass_ms"] = (time.perf_counter() - t0) * 1000
+        elapsed = time.perf_counter() - t0
+        self.stats["last_pass_ms"] = elapsed * 1000
+        self.pass_times.observe(elapsed)
 
     def _limits(self):
         """A fresh association/QOS tally for one pass, or None when limits are not enforced."""
@@ -490,6 +501,7 @@ class Cluster:
             self.nodes[name].allocate(job["job_id"], alloc.cpus_per_node[name],
                                       alloc.memory_per_node[name], alloc.gpus_per_node.get(name, []))
         changed.append(job)
+        job_event("allocate", job, NodeList=job["nodelist"], NumCPUs=job["num_cpus"], Partition=job["partition"])
         return changed
 
     def _expand_paths(self, job):
@@ -591,6 +603,8 @@ class Cluster:
         job["reason"] = reason or ("NonZeroExitCode" if state == "FAILED" else "None")
         if max_rss_mb is not None:
             job["max_rss_mb"] = max_rss_mb
+        job_event("end", job, State=state, ExitCode=f"{exit_code}:{exit_signal}", Reason=job["reason"],
+                  NodeList=job.get("nodelist", ""))
         if job.get("interactive"):
             self._save(job)
             self.request_schedule()
@@ -615,6 +629,7 @@ class Cluster:
             self._count_array_task(job["array_job_id"], -1)
 
     def _requeue_now(self, job, now, hold=False):
+        job_event("requeue", job, Restarts=job["restarts"] + 1, Hold="yes" if hold else "no")
         job["state"] = "PENDING"
         job["reason"] = "JobHeldAdmin" if hold else "BeginTime"
         job["held"] = "admin" if hold else ""
@@ -681,7 +696,9 @@ class Cluster:
                             if step.get("step_id") != "batch" and step["state"] == "RUNNING":
                                 self.steps.kill(job, step, str(signal))
                     result["signalled"].append(job["display_id"])
+                    job_event("signal", job, Signal=signal, ByUid=caller.uid)
                 continue
+            job_event("cancel", job, State=job["state"], ByUid=caller.uid)
             if job["state"] == "PENDING":
                 self.pending.pop(job["job_id"], None)
                 job["state"] = "CANCELLED"
@@ -767,6 +784,7 @@ class Cluster:
                 self.order_dirty = True
             else:
                 raise InvalidRequest(f"unknown action {action}")
+            job_event("action", job, Action=action, ByUid=caller.uid)
             changed.append(job)
         if changed:
             with self.journal.transaction():
@@ -818,6 +836,8 @@ class Cluster:
             raise
         for node, command in pushes:
             node.push(command)
+        for job in changed:  # logged once it stuck (a refused update is rolled back, never logged)
+            job_event("update", job, Fields=",".join(sorted(fields)), ByUid=caller.uid)
         with self.journal.transaction():
             self._save(*changed)
         self.request_schedule()
@@ -962,6 +982,7 @@ class Cluster:
             if job is None:
                 continue
             node.push({"type": "cancel", "job_id": job_id})
+            job_event("node_fail", job, Node=node.name, State=state)
             batch_host = self.nodes.get(job.get("batch_host") or "")
             if batch_host is not None and batch_host is not node:
                 # the job's other nodes live on: its batch script there must end with the job
@@ -1171,11 +1192,22 @@ class Cluster:
                     self._fail_node_jobs(node, "NODE_FAIL")
 
     def purge_old_jobs(self):
-        """Drop finished jobs older than MinJobAge from memory (they stay in the journal)."""
+        """Forget finished jobs older than MinJobAge (squeue/scontrol no longer show them).
+
+        Like slurmctld's MinJobAge: 0 keeps them forever. Their records stay in
+        accounting (sacct) until PurgeJobAfter; the accounting agent trims the
+        journal. Returns how many were dropped from memory.
+        """
+        if self.min_job_age <= 0:
+            return 0
         cutoff = self.now() - self.min_job_age
-        for job_id in [j for j, job in self.jobs.items()
-                       if job["state"] in FINAL_STATES and (job.get("end_time") or 0) < cutoff]:
+        doomed = [j for j, job in self.jobs.items()
+                  if job["state"] in FINAL_STATES and (job.get("end_time") or 0) < cutoff]
+        for job_id in doomed:
             del self.jobs[job_id]
+        if doomed:
+            log.debug("purged %d finished jobs from memory (MinJobAge=%g)", len(doomed), self.min_job_age)
+        return len(doomed)
 
     # -- queries --------------------------------------------------------------------------------
     def query(self, *, ids=None, users=None, partitions=None, states=None, names=None, include_finished=False):

@@ -17,10 +17,13 @@ import tornado.netutil
 
 from .. import conf as confmod
 from .. import __version__
+from ..accounting import AccountingConfigError, open_store, parse_purge_age
+from ..accounting.agent import AccountingAgent
 from ..auth.authority import Authority, AuthConfigError, parse_tcp_address, ssl_context
 from .api import make_app
 from .cluster import Cluster
 from .journal import Journal
+from .metrics import LabeledHistograms, metrics_open
 from .steps import StepManager, credential_key
 
 log = logging.getLogger("batchhub.controller")
@@ -46,7 +49,21 @@ class Controller:
         if self.tcp_address and self.authority.key is not None:
             # jobs on nodes that reach us over TCP get a token of their own (see Authority.mint_job_token)
             self.cluster.mint_job_token = self.authority.mint_job_token
+        # accounting records: the journal itself, or an external store (see batch_backend.accounting)
+        self.accounting_url = confmod.get_option(conf, "AccountingStorageURL") or ""
+        store = open_store(self.accounting_url, self.cluster.cluster_name)
+        self.accounting = AccountingAgent(self.journal, store, min_job_age=self.cluster.min_job_age,
+                                          purge_job_after=parse_purge_age(confmod.get_option(conf, "PurgeJobAfter")))
+        target = self.journal.accounting_target()
+        if store is not None and target != store.label:
+            self.journal.queue_all_for_accounting()  # a new store gets every record the journal holds
+            self.journal.set_accounting_target(store.label)
+        elif store is None and target:
+            self.journal.set_accounting_target("")  # changes made now are not queued: resend all next time
         self.started = time.time()
+        self.request_times = LabeledHistograms(("route", "method"))  # /metrics: API latency
+        self.metrics_open = metrics_open(conf)
+        self.recovery_seconds = 0.0
         self._stop = None
 
     def config_dict(self):
@@ -89,7 +106,32 @@ class Controller:
             del out[key]  # the live value under Slurm's spelling replaces the file's
         out.update(live)
         out.update(self.cluster.preemption.config_entries())
+        out.update(self._durability_config())
+        for key in [k for k in out if k.lower() in {x.lower() for x in self._live_keys} and k not in self._live_keys]:
+            del out[key]
         return out
+
+    _live_keys = frozenset({"ClusterName", "SLURM_VERSION", "SLURM_CONF", "StateSaveLocation", "BatchHubSocket",
+                            "KillWait", "MinJobAge", "SlurmdTimeout", "SchedulerType", "SelectType", "SlurmctldPid",
+                            "BOOT_TIME", "NEXT_JOB_ID", "JobCount", "AccountingStorageType",
+                            "AccountingStorageURL", "PurgeJobAfter", "JournalSync", "MetricsType", "PrivateData"})
+
+    def _durability_config(self):
+        """Accounting, purge, journal and metrics settings as in effect (passwords hidden)."""
+        from ..accounting import redact
+        store = self.accounting.store
+        kind = "accounting_storage/journal" if store is None else (
+            "accounting_storage/sqlite" if store.label.startswith("sqlite:") else "accounting_storage/postgresql")
+        purge = confmod.get_option(self.conf, "PurgeJobAfter")
+        return {
+            "AccountingStorageType": kind,
+            "AccountingStorageURL": redact(self.accounting_url) or None,
+            "PurgeJobAfter": str(purge) if purge not in (None, "") else "NONE",
+            "JournalSync": "FULL" if str(confmod.get_option(self.conf, "JournalSync", "")).upper() == "FULL"
+            else "NORMAL",
+            "MetricsType": confmod.get_option(self.conf, "MetricsType") or None,
+            "PrivateData": confmod.get_option(self.conf, "PrivateData") or "none",
+        }
 
     def request_shutdown(self):
         if self._stop is not None:
@@ -98,7 +140,8 @@ class Controller:
     async def run(self):
         t0 = time.perf_counter()
         n = self.cluster.recover()
-        log.info("recovered %d jobs in %.0f ms", n, (time.perf_counter() - t0) * 1000)
+        self.recovery_seconds = time.perf_counter() - t0
+        log.info("recovered %d jobs in %.0f ms", n, self.recovery_seconds * 1000)
         app = make_app(self)
         server = tornado.httpserver.HTTPServer(app, xheaders=False, idle_connection_timeout=3600)
         tcp_server = None
@@ -127,8 +170,15 @@ class Controller:
             loop.add_signal_handler(sig, self._stop.set)
         self.cluster.request_schedule()
         ticker = asyncio.ensure_future(self._tick())
+        shipper = asyncio.ensure_future(self.accounting.run())
         await self._stop.wait()
         ticker.cancel()
+        shipper.cancel()
+        try:  # a clean stop ships what is queued (a crash leaves it queued in the journal)
+            await asyncio.wait_for(self.accounting.flush(), 5)
+        except Exception:  # noqa: BLE001 - still queued on disk; shipped at the next start
+            pass
+        self.accounting.close()
         server.stop()
         if tcp_server is not None:
             tcp_server.stop()
@@ -166,7 +216,7 @@ def run_controller(conf, conf_path, socket_path, state_dir):
     from ..sched.preemption import PreemptConfigError
     try:
         controller = Controller(conf, conf_path, socket_path, state_dir)
-    except (AuthConfigError, confmod.ConfError, PreemptConfigError) as e:
+    except (AuthConfigError, AccountingConfigError, confmod.ConfError, PreemptConfigError) as e:
         log.error("cannot start: %s", e)
         raise SystemExit(1) from None
     asyncio.run(controller.run())

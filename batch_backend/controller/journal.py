@@ -13,10 +13,22 @@ The journal stores whole job records as JSON (the API's job dict) plus a few
 indexed columns for accounting queries, and the bulky, write-once parts of a
 submission (script, environment) in a separate table, so a state transition
 rewrites a few hundred bytes rather than the whole environment.
+
+The ``jobs`` table is also the default accounting store (what ``sacct``
+reads). With an external accounting database (``AccountingStorageURL``, see
+``batch_backend.accounting``) every saved job is also queued in
+``acct_outbox`` in the same transaction, and the accounting agent ships it;
+the journal then forgets finished jobs once they are shipped and older than
+MinJobAge, as slurmctld does, so it stays small and restarts stay fast.
 """
 
 import json
 import sqlite3
+import time
+
+from ..accounting.query import JOB_COLUMNS as _JOB_COLUMNS
+from ..accounting.query import job_row, where_clause
+from .metrics import COMMIT_BUCKETS, Histogram
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,23 +50,16 @@ CREATE INDEX IF NOT EXISTS jobs_end ON jobs(end_time);
 CREATE INDEX IF NOT EXISTS jobs_array ON jobs(array_job_id);
 CREATE TABLE IF NOT EXISTS payloads (job_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS submit_tokens (token TEXT PRIMARY KEY, job_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS submit_tokens_job ON submit_tokens(job_id);
+CREATE TABLE IF NOT EXISTS acct_outbox (job_id INTEGER PRIMARY KEY, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reservations (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS acct_records (kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL,
                                          PRIMARY KEY (kind, key));
 """
 
-_JOB_COLUMNS = ("job_id", "array_job_id", "state", "user", "uid", "partition", "name",
-                "submit_time", "start_time", "end_time")
-
-
 def _job_row(job, text=None):
-    # Estimated start and end times are not facts: the indexed columns keep only real ones.
-    start = None if job.get("start_estimated") else job.get("start_time")
-    end = job.get("end_time") if job["state"] not in ("RUNNING", "PENDING", "SUSPENDED", "COMPLETING") else None
-    return (job["job_id"], job.get("array_job_id"), job["state"], job["user"], job["uid"],
-            job["partition"], job["name"], job["submit_time"], start, end,
-            text if text is not None else json.dumps(job, separators=(",", ":")))
+    return job_row(job, text if text is not None else json.dumps(job, separators=(",", ":")))
 
 
 class Journal:
@@ -66,6 +71,10 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if str(sync).upper() == 'FULL' else 'NORMAL'}")
         self.db.executescript(SCHEMA)
+        #: queue saved jobs for an external accounting store (see enable_outbox)
+        self.outbox = False
+        #: /metrics: batchhub_journal_commit_seconds
+        self.commit_times = Histogram(COMMIT_BUCKETS)
         self._depth = 0  # open transaction() blocks: only the outermost one commits
 
     def close(self):
@@ -101,16 +110,19 @@ class Journal:
 
     # -- jobs --------------------------------------------------------------
     def save_job(self, job):
-        self.db.execute(
-            f"INSERT OR REPLACE INTO jobs({','.join(_JOB_COLUMNS)}, data) VALUES ({','.join('?' * 11)})",
-            _job_row(job))
+        self.save_jobs([job])
 
     def save_jobs(self, jobs, texts=None):
         """Save job records; ``texts`` are their JSON encodings when the caller has them."""
         texts = texts or [None] * len(jobs)
-        self.db.executemany(
-            f"INSERT OR REPLACE INTO jobs({','.join(_JOB_COLUMNS)}, data) VALUES ({','.join('?' * 11)})",
-            [_job_row(j, t) for j, t in zip(jobs, texts)])
+        sql = f"INSERT OR REPLACE INTO jobs({','.join(_JOB_COLUMNS)}, data) VALUES ({','.join('?' * 11)})"
+        rows = [_job_row(j, t) for j, t in zip(jobs, texts)]
+        if not self.outbox:
+            self.db.executemany(sql, rows)
+            return
+        with self.transaction():  # the record and its place in the outbox commit together, or neither
+            self.db.executemany(sql, rows)
+            self._queue_for_accounting([j["job_id"] for j in jobs])
 
     def save_payload(self, job_id, payload):
         self.db.execute("INSERT OR REPLACE INTO payloads(job_id, data) VALUES (?, ?)",
@@ -129,39 +141,81 @@ class Journal:
 
     def load_live_jobs(self, finished_since):
         """Jobs the controller keeps in memory: unfinished ones and those ended recently."""
+        # Two index searches, not "IS NULL OR >=" (which scans the table): when the journal is
+        # the accounting store it holds the whole history, and a restart must not read it all.
         rows = self.db.execute(
-            "SELECT data FROM jobs WHERE end_time IS NULL OR end_time >= ? ORDER BY job_id",
+            "SELECT data FROM (SELECT job_id, data FROM jobs WHERE end_time IS NULL "
+            "UNION ALL SELECT job_id, data FROM jobs WHERE end_time >= ?) ORDER BY job_id",
             (finished_since,))
         return [json.loads(r[0]) for r in rows]
 
     def query_jobs(self, *, job_ids=None, array_ids=None, users=None, start=None, end=None,
                    states=None, partitions=None, names=None):
         """Accounting query (sacct): jobs overlapping [start, end], filtered."""
-        where, args = [], []
-        id_terms = []
-        if job_ids:
-            id_terms.append(f"job_id IN ({','.join('?' * len(job_ids))})")
-            args.extend(job_ids)
-        if array_ids:
-            id_terms.append(f"array_job_id IN ({','.join('?' * len(array_ids))})")
-            args.extend(array_ids)
-        if id_terms:
-            where.append("(" + " OR ".join(id_terms) + ")")
-        for col, values in (("user", users), ("state", states), ("partition", partitions), ("name", names)):
-            if values:
-                where.append(f"{col} IN ({','.join('?' * len(values))})")
-                args.extend(values)
-        if start is not None:
-            where.append("(end_time IS NULL OR end_time >= ?)")
-            args.append(start)
-        if end is not None:
-            where.append("submit_time <= ?")
-            args.append(end)
-        sql = "SELECT data FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY job_id"
-        return [json.loads(r[0]) for r in self.db.execute(sql, args)]
+        where, args = where_clause(job_ids=job_ids, array_ids=array_ids, users=users, start=start, end=end,
+                                   states=states, partitions=partitions, names=names)
+        return [json.loads(r[0]) for r in self.db.execute("SELECT data FROM jobs" + where + " ORDER BY job_id", args)]
+
+    # -- purge (PurgeJobAfter, MinJobAge) -------------------------------------
+    def purge_finished(self, before, limit=5000):
+        """Forget up to ``limit`` jobs that ended before ``before`` (payloads, submit tokens too).
+
+        Jobs still waiting in the accounting outbox are kept: a record is never
+        dropped before the accounting store has it. Bounded so that a first purge
+        of a long history does not hold the controller for seconds: call again
+        while it returns ``limit``. Returns how many went.
+        """
+        ids = [r[0] for r in self.db.execute(
+            "SELECT job_id FROM jobs WHERE end_time IS NOT NULL AND end_time < ? "
+            "AND job_id NOT IN (SELECT job_id FROM acct_outbox) LIMIT ?", (before, limit))]
+        if not ids:
+            return 0
+        rows = [(i,) for i in ids]
+        with self.transaction():
+            self.db.executemany("DELETE FROM payloads WHERE job_id=?", rows)
+            self.db.executemany("DELETE FROM submit_tokens WHERE job_id=?", rows)
+            self.db.executemany("DELETE FROM jobs WHERE job_id=?", rows)
+        return len(ids)
+
+    def job_count(self):
+        return self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+
+    # -- accounting outbox (external accounting store) -------------------------
+    def enable_outbox(self):
+        """From now on, every saved job is queued for the external accounting store."""
+        self.outbox = True
+
+    def _queue_for_accounting(self, job_ids):
+        self.db.executemany(
+            "INSERT INTO acct_outbox(job_id, version) VALUES (?, 1) "
+            "ON CONFLICT(job_id) DO UPDATE SET version = version + 1", [(i,) for i in job_ids])
+
+    def queue_all_for_accounting(self):
+        """Queue every journaled job (an accounting store configured after jobs ran)."""
+        self.db.execute("INSERT OR IGNORE INTO acct_outbox(job_id, version) SELECT job_id, 1 FROM jobs")
+
+    def outbox_batch(self, limit=2000):
+        """``[(job_id, version, data)]`` waiting to be shipped, oldest ids first."""
+        return self.db.execute(
+            "SELECT o.job_id, o.version, j.data FROM acct_outbox o JOIN jobs j ON j.job_id = o.job_id "
+            "ORDER BY o.job_id LIMIT ?", (limit,)).fetchall()
+
+    def outbox_done(self, shipped):
+        """Drop shipped entries, unless the job changed again meanwhile (a newer version waits)."""
+        with self.transaction():
+            self.db.executemany("DELETE FROM acct_outbox WHERE job_id=? AND version=?",
+                                [(job_id, version) for job_id, version, _ in shipped])
+
+    def accounting_target(self):
+        """The accounting store the outbox last fed (None: the journal itself)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='accounting_target'").fetchone()
+        return row[0] if row else None
+
+    def set_accounting_target(self, target):
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('accounting_target', ?)", (target,))
+
+    def outbox_size(self):
+        return self.db.execute("SELECT COUNT(*) FROM acct_outbox").fetchone()[0]
 
     # -- nodes -------------------------------------------------------------
     def save_node(self, name, data):
@@ -216,5 +270,10 @@ class _Transaction:
     def __exit__(self, exc_type, exc, tb):
         self.journal._depth -= 1
         if self.journal._depth == 0:
-            self.journal.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            if exc_type is None:
+                t0 = time.perf_counter()
+                self.journal.db.execute("COMMIT")
+                self.journal.commit_times.observe(time.perf_counter() - t0)
+            else:
+                self.journal.db.execute("ROLLBACK")
         return False

@@ -209,7 +209,7 @@ class NodeDaemon:
                 return  # re-sent after a controller restart: already running here
             step = cmd["step"]
             if not credential_ok(self.node_conf.get("credential_key"), step, cmd["job_id"], cmd["step_id"]):
-                log.error("step %s.%s: invalid credential, not launched", *key)
+                log.error("JobId=%s StepId=%s.%s: invalid credential, not launched", key[0], *key)
                 for rank in step.get("ranks") or []:
                     self._on_event({"event": "task_ended", "job_id": cmd["job_id"], "step_id": cmd["step_id"],
                                     "rank": rank, "exit_code": 1, "exit_signal": 0, "time": time.time()})

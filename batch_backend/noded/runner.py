@@ -224,7 +224,7 @@ class BatchJobRunner:
         except OSError as exc:
             return self._launch_failed(f"cannot write the batch script to {self.job_dir}: {exc.strerror or exc}")
         except Exception as exc:  # noqa: BLE001 -- a malformed launch is this job's failure, not the daemon's
-            log.exception("job %s: bad launch", self.job_id)
+            log.exception("JobId=%s bad launch", self.job_id)
             return self._launch_failed(f"bad launch request: {exc}")
         if self.launch.get("get_user_env"):
             login = None
@@ -379,7 +379,7 @@ class BatchJobRunner:
         return plan
 
     def _launch_failed(self, why):
-        log.warning("job %s: launch failed: %s", self.job_id, why)
+        log.warning("JobId=%s launch failed: %s", self.job_id, why)
         self._end("FAILED", LAUNCH_FAILED[0], LAUNCH_FAILED[1], f"launch failed: {why}")
 
     def _arm_timers(self, loop):
@@ -401,7 +401,7 @@ class BatchJobRunner:
         try:
             spec = parse_signal_spec(self.launch.get("signal"))
         except ValueError as exc:
-            log.warning("job %s: %s", self.job_id, exc)
+            log.warning("JobId=%s %s", self.job_id, exc)
             spec = None
         if spec:
             signum, before, batch_only = spec
@@ -452,12 +452,12 @@ class BatchJobRunner:
                 self._max_rss = max(self._max_rss, rss)
                 limit = self.launch.get("mem_limit_mb")
                 if limit and rss > int(limit) * _MiB and self._cause is None:
-                    log.info("job %s: RSS %d MB over the %s MB limit", self.job_id, rss // _MiB, limit)
+                    log.info("JobId=%s RSS %d MB over the %s MB limit", self.job_id, rss // _MiB, limit)
                     self._terminate("oom", signal.SIGKILL)
             self._exited = True
             await self._finish()
         except Exception:  # a bug must not leave the job unreported
-            log.exception("job %s: monitor failed", self.job_id)
+            log.exception("JobId=%s monitor failed", self.job_id)
             self._exited = True
             if not self.done:
                 self._signal_tree(signal.SIGKILL, include_shell=True, tag_scan=True)
@@ -514,7 +514,7 @@ class BatchJobRunner:
         if self.pid is None or self._exited or self._exit_evt.is_set() or self._cause is not None:
             return
         self._cause = cause
-        log.info("job %s: %s, sending %s", self.job_id, cause, signal.Signals(sig).name)
+        log.info("JobId=%s %s, sending %s", self.job_id, cause, signal.Signals(sig).name)
         if sig == signal.SIGKILL:
             self._signal_tree(signal.SIGKILL, include_shell=True, tag_scan=True)
             return
@@ -561,4 +561,4 @@ class BatchJobRunner:
         try:
             self.on_event(event)
         except Exception:  # noqa: BLE001 -- the daemon's callback must not break the runner
-            log.exception("job %s: on_event failed for %s", self.job_id, event.get("event"))
+            log.exception("JobId=%s on_event failed for %s", self.job_id, event.get("event"))

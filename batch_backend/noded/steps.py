@@ -328,7 +328,8 @@ class StepTasks:
         try:
             await self._launch_task(loop, task, cwd, append)
         except Exception:  # noqa: BLE001 -- a bad launch ends this task, never the daemon's loop
-            log.exception("step %s.%s task %s: launch failed", self.job_id, self.step_id, task.rank)
+            log.exception("JobId=%s StepId=%s.%s task %s: launch failed", self.job_id, self.job_id, self.step_id,
+                          task.rank)
             if task.pid is None:
                 self._task_ended(task, 1, 0)
 
@@ -359,7 +360,8 @@ class StepTasks:
         except (OSError, asyncio.TimeoutError, ValueError) as exc:
             for sock in socks.values():
                 sock.close()
-            log.warning("step %s.%s task %s: cannot reach srun at %s: %s", self.job_id, self.step_id, task.rank,
+            log.warning("JobId=%s StepId=%s.%s task %s: cannot reach srun at %s: %s", self.job_id, self.job_id,
+                        self.step_id, task.rank,
                         s.get("io_address"), exc)
             self._task_ended(task, 1, 0)
             return
@@ -380,7 +382,8 @@ class StepTasks:
             try:
                 pid, errr = proctree.fork_exec(plan)
             except OSError as exc:
-                log.warning("step %s.%s task %s: cannot fork: %s", self.job_id, self.step_id, task.rank, exc)
+                log.warning("JobId=%s StepId=%s.%s task %s: cannot fork: %s", self.job_id, self.job_id, self.step_id,
+                            task.rank, exc)
                 self._task_ended(task, 1, 0)
                 return
         finally:
@@ -399,7 +402,8 @@ class StepTasks:
             loop.create_task(self._poll_exit(task))
         why = await proctree.read_exec_result(loop, errr)
         if why:
-            log.info("step %s.%s task %s did not start: %s", self.job_id, self.step_id, task.rank, why)
+            log.info("JobId=%s StepId=%s.%s task %s did not start: %s", self.job_id, self.job_id, self.step_id,
+                     task.rank, why)
         if self._killing and not task.ended:
             proctree.killpg(pid, signal.SIGKILL)  # killed while starting
 
@@ -499,7 +503,8 @@ class StepTasks:
 
     def _time_limit(self):
         if not self.done:
-            log.info("step %s.%s: job time limit reached, killing its tasks", self.job_id, self.step_id)
+            log.info("JobId=%s StepId=%s.%s: job time limit reached, killing its tasks", self.job_id, self.job_id,
+                     self.step_id)
             asyncio.ensure_future(self.kill())
 
     # ----------------------------------------------------------------- signals
@@ -539,4 +544,4 @@ class StepTasks:
         try:
             self.on_event(event)
         except Exception:  # noqa: BLE001 -- the daemon's callback must not break the step
-            log.exception("step %s.%s: on_event failed", self.job_id, self.step_id)
+            log.exception("JobId=%s StepId=%s.%s: on_event failed", self.job_id, self.job_id, self.step_id)

@@ -74,3 +74,24 @@ def test_job_that_ends_while_controller_is_down_is_recorded(private_cluster):
     c.start_controller()
     assert c.wait_state(job_id, "FAILED", timeout=30) == "FAILED"
     assert c.acct(job_id, "JobID,ExitCode")[0] == [str(job_id), "4:0"]
+
+
+def test_sbatch_waits_for_a_killed_controller_to_come_back(private_cluster):
+    # kill -9 leaves the socket behind: sbatch reads "connection refused" as a restart in
+    # progress and re-sends its submission (same submit token) for up to 10 s, like Slurm's
+    # clients waiting MessageTimeout for slurmctld
+    c = private_cluster
+    c.kill_controller()
+    t0 = time.time()
+    proc = subprocess.Popen([c.env["PATH"].split(":")[0] + "/sbatch", "--parsable", "-o", "/dev/null",
+                             "--wrap=true"], env=c.env, cwd=c.workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    assert proc.poll() is None, "sbatch gave up while the controller was being restarted"
+    c.start_controller()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    job_id = int(out.strip())
+    assert time.time() - t0 >= 1.5
+    assert c.wait_state(job_id, "COMPLETED") == "COMPLETED"
+    assert [row[0] for row in c.acct(job_id, "JobID")] == [str(job_id), f"{job_id}.batch"]

@@ -45,7 +45,7 @@ def route_templates():
         pattern = rule.matcher.regex.pattern.rstrip("$")
         pattern = pattern.replace(ID_RE, "{job_id}").replace("([0-9]+|batch)", "{step_id}")
         pattern = pattern.replace("([0-9]+)", "{step_id}").replace(r"([A-Za-z0-9_.\-]+)", "{node}")
-        pattern = pattern.replace("([^/]+)", "{name}")
+        pattern = pattern.replace("([^/]+)", "{name}").replace("/metrics/([a-z]+)", "/metrics/{group}")
         paths = [pattern]
         while any(re.search(r"\(([a-z|]+)\)", p) for p in paths):  # expand each (a|b|c) group
             expanded = []
@@ -130,7 +130,11 @@ def tcp(cluster, method, path, token=None, body=None):
     resp = conn.getresponse()
     data = resp.read()
     conn.close()
-    return resp.status, resp.getheader("WWW-Authenticate"), json.loads(data) if data else {}
+    try:
+        answer = json.loads(data) if data else {}
+    except ValueError:
+        answer = data.decode(errors="replace")[:200]  # /metrics answers Prometheus text
+    return resp.status, resp.getheader("WWW-Authenticate"), answer
 
 
 def concrete(path, job_id):
