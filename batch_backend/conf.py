@@ -36,6 +36,9 @@ _INT_OPTIONS = {k.lower() for k in (
     "MaxArraySize", "FirstJobId", "InactiveLimit", "MessageTimeout", "Waittime",
     "ReturnToService", "DefMemPerCPU", "DefMemPerNode", "MaxMemPerCPU", "MaxMemPerNode",
     "SlurmctldPort", "SlurmdPort", "BatchStartTimeout", "CompleteWait", "GetEnvTimeout")}
+# ...of which these may also be UNLIMITED/INFINITE (the others are seconds, ids or ports).
+_UNLIMITED_OK = {k.lower() for k in (
+    "MaxJobCount", "MaxArraySize", "DefMemPerCPU", "DefMemPerNode", "MaxMemPerCPU", "MaxMemPerNode")}
 
 # Node keywords: canonical lower-case name -> stored key (None: accepted, kept in 'other').
 _NODE_KEYS = {
@@ -299,7 +302,7 @@ class _Parser:
                 key, eq2, val = token.partition("=")
                 if not eq2 or not key:
                     raise ValueError(f"expected Key=Value, got '{token}'")
-                if key.lower() in _INT_OPTIONS and val.upper() not in _UNLIMITED:
+                if key.lower() in _INT_OPTIONS and not (key.lower() in _UNLIMITED_OK and val.upper() in _UNLIMITED):
                     _int(key, val)
                 for old in [k for k in self.options if k.lower() == key.lower()]:
                     del self.options[old]

@@ -19,7 +19,7 @@ def _cgroup_memory_mb():
                 text = handle.read().strip()
         except OSError:
             continue
-        if text.isdigit():
+        if (text.isascii() and text.isdigit()):
             return int(text) // (1024 * 1024)
     return None
 

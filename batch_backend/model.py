@@ -191,7 +191,7 @@ def gpu_count(gres):
         parts = item.split(":")
         if parts[0] != "gpu":
             continue
-        total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+        total += int(parts[-1]) if len(parts) > 1 and (parts[-1].isascii() and parts[-1].isdigit()) else 1
     return total
 
 # One pending job's priority as sprio shows it (GET /v1/priority).

@@ -113,22 +113,24 @@ def format_hms(seconds):
 
 
 # Unit -> (numerator, denominator) of MB per unit.
-_MEM_UNITS = {"": (1, 1), "K": (1, 1024), "M": (1, 1), "G": (1024, 1), "T": (1024 * 1024, 1)}
+# P is accepted because format_mem prints it (what scontrol shows must parse back).
+_MEM_UNITS = {"": (1, 1), "K": (1, 1024), "M": (1, 1), "G": (1024, 1), "T": (1024 * 1024, 1),
+              "P": (1024 ** 3, 1)}
 
 
 def parse_mem(s):
     """MB for a Slurm memory size: ``954M`` -> 954, ``4GB`` -> 4096, ``1K`` -> 1.
 
-    An integer or decimal (``1.5G``) with an optional ``K/M/G/T`` unit,
+    An integer or decimal (``1.5G``) with an optional ``K/M/G/T/P`` unit,
     optionally followed by ``B``, case-insensitive; no unit means MB. The
     result is rounded up to a whole MB (computed exactly, without floats).
     Raises ``ValueError`` on garbage or a negative value.
     """
     text = str(s).strip()
     upper = text.upper()
-    if upper.endswith("B") and len(upper) > 1 and upper[-2] in "KMGT":
+    if upper.endswith("B") and len(upper) > 1 and upper[-2] in "KMGTP":
         upper = upper[:-1]
-    unit = upper[-1] if upper and upper[-1] in "KMGT" else ""
+    unit = upper[-1] if upper and upper[-1] in "KMGTP" else ""
     number = upper[:-1] if unit else upper
     whole, dot, frac = number.partition(".")
     if not (whole or frac) or (whole and not (whole.isascii() and whole.isdigit())) \
@@ -175,7 +177,7 @@ def _bad_time(s):
 def _delta_seconds(text, s):
     """``30days`` -> 2592000, ``60`` -> 60 (seconds by default)."""
     i = 0
-    while i < len(text) and text[i].isdigit():
+    while i < len(text) and text[i] in "0123456789":
         i += 1
     if i == 0 or not text[:i].isascii():
         raise _bad_time(s)
@@ -217,6 +219,15 @@ def _next_time_of_day(h, m, sec, now):
     return candidate
 
 
+def _printable(epoch, s):
+    """*epoch* if every tool can print it as a local date (``now+10**30`` cannot)."""
+    try:
+        _time.localtime(epoch)
+    except (OverflowError, OSError, ValueError):
+        raise _bad_time(s) from None
+    return epoch
+
+
 def parse_datetime(s, now=None):
     """Epoch seconds for sacct ``-S``/``-E`` and sbatch ``--begin`` values.
 
@@ -241,7 +252,7 @@ def parse_datetime(s, now=None):
         if rest[0] not in "+-":
             raise _bad_time(s)
         delta = _delta_seconds(rest[1:], s)
-        return float(now + delta if rest[0] == "+" else now - delta)
+        return _printable(float(now + delta if rest[0] == "+" else now - delta), s)
     today = _dt.datetime.fromtimestamp(now).date()
     if low == "today":
         return _dt.datetime.combine(today, _dt.time()).timestamp()

@@ -44,7 +44,7 @@ def parse_tres(text):
             out[name] = None
         elif name == "mem":
             out[name] = _mem_mb(value)
-        elif value.isdigit():
+        elif (value.isascii() and value.isdigit()):
             out[name] = int(value)
         else:
             raise TresError(f"Invalid TRES value: {name}={value}")

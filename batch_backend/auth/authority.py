@@ -42,7 +42,7 @@ def parse_tcp_address(value):
     if not sep:
         host, port = "", text
     host = host.strip("[]") or DEFAULT_TCP_HOST
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise AuthConfigError(f"BatchHubTCPAddress={value}: expected [HOST:]PORT")
     return host, int(port)
 
@@ -77,7 +77,7 @@ class Authority:
         # Slurm's names: only admins mint tokens / users' tokens live at most N seconds
         self.disable_token_creation = "disable_token_creation" in params
         max_life = params.get("max_token_lifespan")
-        if max_life is not None and not (max_life.isdigit() and int(max_life) > 0):
+        if max_life is not None and not ((max_life.isascii() and max_life.isdigit()) and int(max_life) > 0):
             raise AuthConfigError(f"AuthAltParameters: bad max_token_lifespan={max_life!r}")
         self.max_token_lifespan = int(max_life) if max_life else None
         self.admins = {a.strip() for a in (confmod.get_option(conf, "BatchHubAdmins", "") or "").split(",")

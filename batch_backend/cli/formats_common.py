@@ -193,7 +193,7 @@ def _parse_percent_format(fmt, codes, all_codes):
         if right:
             i = 1
         j = i
-        while j < len(token) and token[j].isdigit():
+        while j < len(token) and token[j] in "0123456789":
             j += 1
         width = int(token[i:j]) if j > i else 0
         code = token[j:j + 1]

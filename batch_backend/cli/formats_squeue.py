@@ -233,7 +233,7 @@ def parse_squeue_long_format(spec):
             if rest.startswith("."):
                 right, rest = True, rest[1:]
             k = 0
-            while k < len(rest) and rest[k].isdigit():
+            while k < len(rest) and rest[k] in "0123456789":
                 k += 1
             width = int(rest[:k]) if k else 0
             suffix = rest[k:]

@@ -161,7 +161,7 @@ def resolve_users(client, opts, ids, cache):
         out = []
         for name in users:
             try:
-                out.append(pwd.getpwuid(int(name)).pw_name if name.isdigit() else pwd.getpwnam(name).pw_name)
+                out.append(pwd.getpwuid(int(name)).pw_name if (name.isascii() and name.isdigit()) else pwd.getpwnam(name).pw_name)
                 continue
             except (KeyError, ValueError):
                 pass

@@ -108,7 +108,7 @@ def _value(key, kind, text, entity):
         return None
     try:
         if kind == "int":
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):
                 raise ValueError
             return int(text)
         if kind == "float":

@@ -87,7 +87,7 @@ def _match_job_id(text):
 def parse_signal(text):
     """``USR1``, ``SIGUSR1``, ``usr1`` or ``10`` -> 10; UsageError otherwise."""
     value = text.strip()
-    if value.isdigit():
+    if (value.isascii() and value.isdigit()):
         number = int(value)
         if 0 <= number <= 64:
             return number

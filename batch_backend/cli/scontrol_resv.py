@@ -86,7 +86,7 @@ def parse_options(args, msg, now=None):
         elif kind == "str":
             spec[field] = val
         elif kind == "count":
-            if not val.isdigit():
+            if not (val.isascii() and val.isdigit()):
                 raise UsageError(f"Invalid {'node' if field == 'node_cnt' else 'core'} count {val}")
             spec[field] = int(val)
         elif kind in ("start", "end"):

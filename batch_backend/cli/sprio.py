@@ -108,7 +108,7 @@ def parse_format(fmt):
         if token[0] == ".":
             right, i = True, 1
         j = i
-        while j < len(token) and token[j].isdigit():
+        while j < len(token) and token[j] in "0123456789":
             j += 1
         width = int(token[i:j]) if j > i else 0
         code, suffix = (token[j], token[j + 1:]) if j < len(token) else ("", "")
@@ -249,7 +249,7 @@ def _known_users(names):
             pwd.getpwnam(name)
             good.append(name)
         except KeyError:
-            if name.isdigit():
+            if (name.isascii() and name.isdigit()):
                 try:
                     good.append(pwd.getpwuid(int(name)).pw_name)
                     continue
@@ -279,7 +279,7 @@ def run(argv):
                            "Please remove one and retry.", raw=True)
     ids = common.split_list(opts["jobs"])
     for i in ids:
-        if not i.replace("_", "").isdigit():
+        if not (i.isascii() and i.replace("_", "").isdigit()):
             raise UsageError(f"Invalid job id: {i}")
     users = common.split_list(opts["users"])
     if users:

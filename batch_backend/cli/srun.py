@@ -170,7 +170,8 @@ def _node_count(value):
     if value is None:
         return None
     low, _, high = str(value).strip().partition("-")
-    if not low.isdigit() or int(low) < 1 or (high and (not high.isdigit() or int(high) < int(low))):
+    if not (low.isascii() and low.isdigit()) or int(low) < 1 \
+            or (high and (not (high.isascii() and high.isdigit()) or int(high) < int(low))):
         raise SrunError(f"invalid node count `{value}'")
     return int(low)
 
@@ -231,7 +232,7 @@ def build_request(opts, command, env, cwd):
             argv[0] = found
     workdir = os.path.abspath(os.path.join(cwd, opts["chdir"])) if opts.get("chdir") else cwd
     cpus = _positive(opts, "cpus_per_task", "--cpus-per-task")
-    if cpus is None and env.get("SLURM_CPUS_PER_TASK", "").isdigit() and int(env["SLURM_CPUS_PER_TASK"]) > 0:
+    if cpus is None and env.get("SLURM_CPUS_PER_TASK", "").isascii() and env.get("SLURM_CPUS_PER_TASK", "").isdigit() and int(env["SLURM_CPUS_PER_TASK"]) > 0:
         cpus = int(env["SLURM_CPUS_PER_TASK"])
     if opts.get("cpus_per_task"):
         step_env["SLURM_CPUS_PER_TASK"] = str(cpus)
@@ -240,7 +241,7 @@ def build_request(opts, command, env, cwd):
         stdin_mode = "none"
     elif input_spec in ("", "all"):
         stdin_mode = "all"
-    elif input_spec.isdigit():
+    elif (input_spec.isascii() and input_spec.isdigit()):
         if int(input_spec) != 0:
             raise SrunError(f"--input={input_spec}: only task 0 can be given srun's stdin here (use 0, all or none)")
         stdin_mode = "0"
@@ -566,7 +567,7 @@ class StepRunner:
         self.verbose = int(opts.get("verbose") or 0)
         self.input_file = None
         spec = str(opts.get("input") or "")
-        if spec and spec.lower() not in ("none", "all") and not spec.isdigit():
+        if spec and spec.lower() not in ("none", "all") and not (spec.isascii() and spec.isdigit()):
             self.input_file = spec
         self.sel = selectors.DefaultSelector()
         bind, advertise = _listen_host(client)

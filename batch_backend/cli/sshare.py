@@ -83,7 +83,7 @@ def parse_fields(spec):
         if match is None:
             raise CommandError(f'{PROG}: error: Invalid field requested: "{name}"', raw=True)
         w = match[1]
-        if width.isdigit() and int(width):
+        if (width.isascii() and width.isdigit()) and int(width):
             w = int(width)
         out.append((match[0], w, match[2]))
     return out

@@ -22,6 +22,7 @@ from ..api.openapi import openapi_document
 from ..model import ACTIVE_STATES
 from ..auth import jwt
 from .identity import Identity, identity_for_uid, peer_credentials
+from .nodes import check_node_events
 
 log = logging.getLogger("batchhub.api")
 audit = logging.getLogger("batchhub.audit")
@@ -97,7 +98,7 @@ class BaseHandler(tornado.web.RequestHandler):
                                            reason="job_ended")
         try:
             pw = pwd.getpwnam(user)
-        except KeyError:
+        except (KeyError, ValueError):  # ValueError: a NUL in the name
             raise AuthenticationFailed(f"Authentication failure: token user {user!r} does not exist on this host",
                                        reason="unknown_user") from None
         admin = authority.is_admin(pw.pw_uid, user)
@@ -138,6 +139,8 @@ class BaseHandler(tornado.web.RequestHandler):
             data = json.loads(self.request.body)
         except (ValueError, UnicodeDecodeError) as e:
             raise InvalidRequest(f"malformed JSON body: {e}") from None
+        except RecursionError:
+            raise InvalidRequest("malformed JSON body: nested too deeply") from None
         if not isinstance(data, dict):
             raise InvalidRequest("request body must be a JSON object")
         return data
@@ -314,9 +317,9 @@ class AccountingHandler(BaseHandler):
             i = i.split(".")[0]
             if "_" in i:
                 base, _, idx = i.partition("_")
-                if base.isdigit():
+                if (base.isascii() and base.isdigit()):
                     array_ids.append(int(base))
-            elif i.isdigit():
+            elif (i.isascii() and i.isdigit()):
                 job_ids.append(int(i))
                 array_ids.append(int(i))
             else:
@@ -390,7 +393,10 @@ class NodesHandler(BaseHandler):
             from .. import hostlist
             wanted = []
             for expr in names:
-                wanted.extend(hostlist.expand(expr))
+                try:
+                    wanted.extend(hostlist.expand(expr))
+                except ValueError as e:
+                    raise InvalidRequest(f"Invalid node name specified: {e}") from None
             missing = [n for n in wanted if n not in nodes]
             if missing:
                 raise NotFound(f"Node {missing[0]} not found")
@@ -409,12 +415,17 @@ class NodesHandler(BaseHandler):
 
 class NodeUpdateHandler(BaseHandler):
     def post(self):
+        if not self.caller.admin:  # before looking at the body: a non-admin learns nothing from it
+            raise PermissionDenied("Access/permission denied: only an administrator may change node state")
         b = self.body()
         names = b.get("names")
         if isinstance(names, str):
             names = [names]
-        if not isinstance(names, list) or not names:
-            raise InvalidRequest("field 'names' must be a non-empty list")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+            raise InvalidRequest("field 'names' must be a non-empty list of node names")
+        for key in ("state", "reason"):
+            if b.get(key) is not None and not isinstance(b[key], str):
+                raise InvalidRequest(f"field {key!r} must be a string")
         self.reply({"nodes": self.cluster.update_nodes(names, b.get("state"), b.get("reason"), self.caller)})
 
 
@@ -525,7 +536,7 @@ class TokensHandler(BaseHandler):
                                      f"max_token_lifespan={authority.max_token_lifespan}")
         try:
             pwd.getpwnam(username)
-        except KeyError:
+        except (KeyError, ValueError):  # ValueError: a NUL in the name
             raise InvalidRequest(f"Invalid user: {username}") from None
         try:
             if authority is None:
@@ -602,12 +613,13 @@ class NodeEventsHandler(NodeDaemonHandler):
     def post(self, name):
         self.check_node(name)
         events = self.body().get("events", [])
-        if not isinstance(events, list):
-            raise InvalidRequest("field 'events' must be a list")
+        try:
+            check_node_events(events)
+        except ValueError as e:
+            raise InvalidRequest(str(e)) from None
         self.cluster.node_seen(name)
         for ev in events:
-            if isinstance(ev, dict):
-                self.cluster.node_event(name, ev)
+            self.cluster.node_event(name, ev)
         self.reply({"ok": True})
 
 

@@ -20,7 +20,7 @@ from ..patterns import expand_output_pattern
 from ..sched import backfill, fifo
 from ..sched import reservations as resv_policy
 from .dependencies import dependency_state, validate_dependency
-from .jobs import build_job, check_submission, format_array_pending, share_strings
+from .jobs import build_job, check_job_update, check_submission, format_array_pending, share_strings
 from .joblog import job_event
 from .metrics import Histogram
 from .nodes import NOT_RESPONDING_REASON, NodeRecord
@@ -41,7 +41,7 @@ class Cluster:
         self.conf = conf
         self.journal = journal
         self.now = now
-        self.cluster_name = get_option(conf, "ClusterName", "batchhub")
+        self.cluster_name = get_option(conf, "ClusterName") or "batchhub"  # empty = unset
         self.kill_wait = float(get_option(conf, "KillWait", 30))
         self.min_job_age = float(get_option(conf, "MinJobAge", 300))
         self.slurmd_timeout = float(get_option(conf, "SlurmdTimeout", 300))
@@ -202,7 +202,7 @@ class Cluster:
         id_text = str(id_text).strip()
         if "_" in id_text:
             base, _, idx = id_text.partition("_")
-            if not base.isdigit():
+            if not (base.isascii() and base.isdigit()):
                 raise InvalidRequest(f"Invalid job id specified: {id_text}")
             array_id = int(base)
             wanted = None
@@ -213,14 +213,14 @@ class Cluster:
                 except InvalidRequest:
                     raise InvalidRequest(f"Invalid job id specified: {id_text}") from None
                 wanted = set(wanted)
-            elif idx.isdigit():
+            elif (idx.isascii() and idx.isdigit()):
                 wanted = {int(idx)}
             else:
                 raise InvalidRequest(f"Invalid job id specified: {id_text}")
             return [j for j in self._array_members(array_id)
                     if (j.get("array_task_id") in wanted)
                     or (j.get("array_pending") and wanted & set(j["array_pending"]))]
-        if not id_text.isdigit():
+        if not (id_text.isascii() and id_text.isdigit()):
             raise InvalidRequest(f"Invalid job id specified: {id_text}")
         job_id = int(id_text)
         job = self.jobs.get(job_id)
@@ -728,6 +728,8 @@ class Cluster:
         jobs = self.find(id_text)
         if not jobs:
             raise NotFound("Invalid job id specified")
+        for job in jobs:  # every refusal before any change: an array is held whole or not at all
+            self._check_action(job, action, caller)
         changed = []
         for job in jobs:
             self._check_owner(job, caller)
@@ -790,6 +792,29 @@ class Cluster:
         self.request_schedule()
         return [j["display_id"] for j in jobs]
 
+    def _check_action(self, job, action, caller):
+        """Raise what :meth:`job_action` would raise for ``job``, before anything has changed."""
+        self._check_owner(job, caller)
+        state = job["state"]
+        if action in ("hold", "uhold", "release", "top"):
+            if state != "PENDING":
+                raise Conflict("Job is no longer pending execution")
+            if action == "release" and job["held"] == "admin" and not caller.admin:
+                raise PermissionDenied("Access/permission denied: job held by an administrator")
+        elif action in ("requeue", "requeuehold"):
+            if state == "PENDING" and action == "requeue":
+                raise Conflict("Job is pending execution")
+            if state in FINAL_STATES:
+                if not job.get("nodes") and state == "CANCELLED" and job.get("start_time") is None:
+                    raise Conflict("Job has not started, cannot requeue a cancelled pending job")
+            elif state not in ("PENDING", "RUNNING", "SUSPENDED"):
+                raise Conflict("Job is completing, try again later")
+        elif action in ("suspend", "resume"):
+            if not caller.admin:
+                raise PermissionDenied("Access/permission denied")
+            if state not in ("RUNNING", "SUSPENDED"):
+                raise Conflict("Job is not running")
+
     def _release_nodes_if_needed(self, job):
         return None
 
@@ -798,17 +823,27 @@ class Cluster:
         jobs = self.find(id_text)
         if not jobs:
             raise NotFound("Invalid job id specified")
-        allowed = {"time_limit", "partition", "name", "comment", "nice", "num_nodes", "num_tasks",
-                   "mem_per_node", "dependency", "features", "exclude", "begin_time", "priority",
-                   "requeue", "account", "qos"}
-        for key in fields:
-            if key not in allowed:
-                raise InvalidRequest(f"Update of {key} is not supported")
-        for key, limit in (("priority", 2**32 - 2), ("nice", 2**31 - 1)):  # checked before anything changes
-            value = fields.get(key)
-            if key in fields and (isinstance(value, bool) or not isinstance(value, int) or abs(value) > limit
-                                  or (key == "priority" and value < 0)):
-                raise InvalidRequest(f"Invalid {key} value: {value}")
+        check_job_update(fields)
+        # all or nothing: a refusal for a later field or array task undoes the earlier ones
+        saved = [(job, dict(job)) for job in jobs]
+        pushes = []
+        try:
+            changed = self._apply_job_update(jobs, fields, caller, pushes)
+        except BaseException:
+            for job, before in saved:
+                job.clear()
+                job.update(before)
+            raise
+        for node, command in pushes:
+            node.push(command)
+        for job in changed:  # logged once it stuck (a refused update is rolled back, never logged)
+            job_event("update", job, Fields=",".join(sorted(fields)), ByUid=caller.uid)
+        with self.journal.transaction():
+            self._save(*changed)
+        self.request_schedule()
+        return [j["display_id"] for j in changed]
+
+    def _apply_job_update(self, jobs, fields, caller, pushes):
         changed = []
         for job in jobs:
             self._check_owner(job, caller)
@@ -830,9 +865,9 @@ class Cluster:
                         paused = float(job.get("suspended_seconds") or 0)  # suspended time does not count
                         job["end_time"] = None if value is None else job["start_time"] + paused + value * 60
                     if job["state"] == "RUNNING":  # (a suspended job gets its seconds left at resume)
-                        self.nodes[job["batch_host"]].push(
-                            {"type": "time_limit", "job_id": job["job_id"],
-                             "seconds_left": None if value is None else job["end_time"] - self.now()})
+                        pushes.append((self.nodes[job["batch_host"]],
+                                       {"type": "time_limit", "job_id": job["job_id"],
+                                        "seconds_left": None if value is None else job["end_time"] - self.now()}))
                 elif key == "priority":
                     if not caller.admin:
                         raise PermissionDenied("Access/permission denied: only an administrator may set the priority")
@@ -883,12 +918,8 @@ class Cluster:
                         job["features"] = value or ""
                     elif key == "exclude":
                         job["exclude"] = value or ""
-            job_event("update", job, Fields=",".join(sorted(fields)), ByUid=caller.uid)
             changed.append(job)
-        with self.journal.transaction():
-            self._save(*changed)
-        self.request_schedule()
-        return [j["display_id"] for j in changed]
+        return changed
 
     def _update_account_qos(self, job, fields):
         """A pending job moves to another account or QOS, checked as at submit."""
@@ -910,7 +941,11 @@ class Cluster:
             raise PermissionDenied("Access/permission denied: only an administrator may change node state")
         nodes = []
         for expr in names:
-            for name in hostlist.expand(expr):
+            try:
+                expanded = hostlist.expand(expr)
+            except ValueError as e:
+                raise InvalidRequest(f"Invalid node name specified: {e}") from None
+            for name in expanded:
                 if name not in self.nodes:
                     raise NotFound(f"Node {name} not found")
                 nodes.append(self.nodes[name])

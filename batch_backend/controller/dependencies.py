@@ -34,7 +34,7 @@ def parse_dependency(text):
         ids = []
         for p in parts[1:]:
             p = p.split("+")[0].split("_")[0].strip()
-            if not p.isdigit():
+            if not (p.isascii() and p.isdigit()):
                 raise InvalidRequest(f"Job dependency problem: invalid job id {p!r}")
             ids.append(int(p))
         if not ids:

@@ -49,13 +49,16 @@ def group_name(gid):
 @lru_cache(maxsize=4096)
 def lookup_user(name):
     """(uid, gid) of a user name or numeric string; KeyError if unknown."""
-    if name.isdigit():
+    if (name.isascii() and name.isdigit()):
         uid = int(name)
         try:
             return uid, pwd.getpwuid(uid).pw_gid
         except KeyError:
             return uid, uid
-    pw = pwd.getpwnam(name)
+    try:
+        pw = pwd.getpwnam(name)
+    except ValueError:  # a NUL in the name: no such user
+        raise KeyError(name) from None
     return pw.pw_uid, pw.pw_gid
 
 

@@ -33,20 +33,95 @@ SUBMISSION_FIELDS = {
 }
 
 MAX_SCRIPT_BYTES = 4 * 1024 * 1024
+#: Largest time limit in minutes (~4000 years): start + limit must stay a printable date.
+MAX_TIME_LIMIT = 2**31 - 1
+#: Latest begin time (epoch): 9999-12-31, the last date every formatter can print.
+MAX_EPOCH = 253402300799
+#: Slurm's nice range (NICE_OFFSET - 3) and priority ceiling (uint32 minus NO_VAL/INFINITE).
+MAX_NICE = 2147483645
+MAX_PRIORITY = 2**32 - 3
+#: Counts and sizes (tasks, nodes, CPUs, MB) beyond any real cluster.
+MAX_COUNT = 10**9
+
+# scontrol update job: field -> accepted JSON types
+UPDATE_FIELDS = {
+    "time_limit": (int, type(None)), "partition": (str,), "name": (str,), "comment": (str,),
+    "nice": (int,), "num_nodes": (int,), "num_tasks": (int,), "mem_per_node": (int,),
+    "dependency": (str, type(None)), "features": (str, type(None)), "exclude": (str, type(None)),
+    "begin_time": (int, float, type(None)), "priority": (int,), "requeue": (bool,),
+    "account": (str,), "qos": (str,),
+}
+
+
+def _check_types(fields, table, unsupported):
+    for key, value in fields.items():
+        types = table.get(key)
+        if types is None:
+            raise InvalidRequest(unsupported.format(key=key))
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            raise InvalidRequest(f"field {key!r} must be {types[0].__name__}")
+
+
+def _check_begin_time(value):
+    if value is not None and not (0 <= value <= MAX_EPOCH):  # also refuses NaN
+        raise InvalidRequest("Invalid time specification: begin time out of range")
+
+
+def _check_time_limit(value):
+    if value is not None and value != -1 and not (0 < value <= MAX_TIME_LIMIT):
+        raise InvalidRequest("Invalid time limit specification")
+
+
+def _check_nice(value):
+    if not -MAX_NICE <= value <= MAX_NICE:
+        raise InvalidRequest(f"Invalid nice value, must be between -{MAX_NICE} and {MAX_NICE}")
+
+
+def _check_priority(value):
+    if value is not None and not 0 <= value <= MAX_PRIORITY:
+        raise InvalidRequest(f"Invalid priority value: {value}")
+
+
+def _check_text(key, value):
+    if isinstance(value, str) and "\0" in value:
+        raise InvalidRequest(f"field {key!r} may not contain NUL bytes")
+
+
+def check_job_update(fields):
+    """Type- and range-check a ``scontrol update job`` request before anything changes.
+
+    Checking every field first is what makes an update all-or-nothing: a bad
+    value in the last field must not leave the first ones applied.
+    """
+    if not fields:
+        raise InvalidRequest("No changes specified")
+    _check_types(fields, UPDATE_FIELDS, "Update of {key} is not supported")
+    for key, value in fields.items():
+        _check_text(key, value)
+    if fields.get("time_limit") == -1:
+        raise InvalidRequest("Invalid time limit specification")
+    _check_time_limit(fields.get("time_limit"))
+    if "nice" in fields:
+        _check_nice(fields["nice"])
+    _check_priority(fields.get("priority"))
+    _check_begin_time(fields.get("begin_time"))
+    for key in ("num_nodes", "num_tasks"):
+        if key in fields and not 1 <= fields[key] <= MAX_COUNT:
+            raise InvalidRequest(f"invalid value for {key}: {fields[key]}")
+    if "mem_per_node" in fields and not 0 <= fields["mem_per_node"] <= MAX_COUNT:
+        raise InvalidRequest(f"invalid value for mem_per_node: {fields['mem_per_node']}")
+    if fields.get("exclude"):
+        try:
+            hostlist.expand(fields["exclude"])
+        except ValueError as e:
+            raise InvalidRequest(f"Invalid node name specified: {e}") from None
 
 
 def check_submission(sub):
     """Type-check a submission dict; raise InvalidRequest naming the bad field."""
     if not isinstance(sub, dict):
         raise InvalidRequest("request body must be a JSON object")
-    for key, value in sub.items():
-        types = SUBMISSION_FIELDS.get(key)
-        if types is None:
-            raise InvalidRequest(f"unknown field {key!r}")
-        if isinstance(value, bool) and bool not in types:
-            raise InvalidRequest(f"field {key!r} must be {types[0].__name__}")
-        if not isinstance(value, types):
-            raise InvalidRequest(f"field {key!r} must be {types[0].__name__}")
+    _check_types(sub, SUBMISSION_FIELDS, "unknown field {key!r}")
     if sub.get("interactive"):
         sub.setdefault("script", "#!/bin/sh\n# allocation for srun/salloc: no batch script\n")
     if not isinstance(sub.get("script"), str) or not sub["script"]:
@@ -58,14 +133,29 @@ def check_submission(sub):
     env = sub.get("environment", {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise InvalidRequest("field 'environment' must map names to strings")
+    for k, v in env.items():
+        # what execve() cannot pass: the job would fail at launch for a reason nobody sees
+        if not k or "=" in k or "\0" in k or "\0" in v:
+            raise InvalidRequest(f"Invalid environment variable name or value: {k[:60]!r}")
     if not all(isinstance(a, str) for a in sub.get("script_args", [])):
         raise InvalidRequest("field 'script_args' must be a list of strings")
+    for key, value in sub.items():
+        if key != "script" and isinstance(value, str):
+            _check_text(key, value)
+    for arg in sub.get("script_args", []):
+        _check_text("script_args", arg)
+    if "\0" in sub["script"]:
+        raise InvalidRequest("The Slurm controller does not allow scripts that contain a NULL character '\\0'.")
     for key in ("num_nodes", "num_tasks", "ntasks_per_node", "cpus_per_task", "mem_per_node", "mem_per_cpu"):
         v = sub.get(key)
-        if v is not None and (v < (0 if key.startswith("mem") else 1) or v > 10**9):
+        if v is not None and (v < (0 if key.startswith("mem") else 1) or v > MAX_COUNT):
             raise InvalidRequest(f"invalid value for {key}: {v}")
-    if sub.get("time_limit") is not None and sub["time_limit"] <= 0 and sub["time_limit"] != -1:
+    _check_time_limit(sub.get("time_limit"))
+    if sub.get("time_min") is not None and not -1 <= sub["time_min"] <= MAX_TIME_LIMIT:
         raise InvalidRequest("Invalid time limit specification")
+    _check_begin_time(sub.get("begin_time"))
+    _check_nice(sub.get("nice", 0))
+    _check_priority(sub.get("priority"))
     if sub.get("open_mode", "") not in ("", "append", "truncate"):
         raise InvalidRequest("--open-mode must be append or truncate")
     if "\0" in sub.get("workdir", "") or "\0" in sub.get("stdout", "") or "\0" in sub.get("stderr", ""):
@@ -156,7 +246,9 @@ def build_job(sub, *, job_id, caller, partitions, default_partition, nodes, now,
         raise InvalidRequest("--mem and --mem-per-cpu are mutually exclusive")
     gres = sub.get("gres", "")
     for item in filter(None, gres.split(",")):
-        if item.split(":")[0] != "gpu":
+        parts = item.split(":")  # gpu[:type][:count]
+        if parts[0] != "gpu" or len(parts) > 3 or not all(p and p.isascii() and p.replace("_", "").replace(
+                "-", "").replace(".", "").isalnum() for p in parts[1:]) or (len(parts) == 3 and not parts[2].isdigit()):
             raise InvalidRequest(f"Invalid generic resource (gres) specification: {item}")
     time_limit = sub.get("time_limit")  # -1: explicitly UNLIMITED; None: not given
     if time_limit == -1:

@@ -153,3 +153,48 @@ class NodeRecord:
             if self.waiter is event:
                 self.waiter = None
         return self.pending_after(after)
+
+
+# -- node daemon events ---------------------------------------------------------------------
+# kind -> {field: accepted types}; a node daemon's report is checked whole before any of
+# it is applied, so a malformed batch is a 400 that changes nothing (never a 500 half-way).
+_INT = (int,)
+_OPT_INT = (int, type(None))
+_OPT_NUM = (int, float, type(None))
+_OPT_STR = (str, type(None))
+EVENT_FIELDS = {
+    "started": {"job_id": _INT, "pid": _OPT_INT, "time": _OPT_NUM},
+    "ended": {"job_id": _INT, "state": (str,), "exit_code": _OPT_INT, "exit_signal": _OPT_INT,
+              "reason": _OPT_STR, "time": _OPT_NUM, "max_rss_mb": _OPT_NUM},
+    "task_ended": {"job_id": _INT, "step_id": (int, str), "rank": (int, str), "exit_code": _OPT_INT,
+                   "exit_signal": _OPT_INT, "time": _OPT_NUM},
+    "stats": {"cpu_load": _OPT_NUM, "free_memory_mb": _OPT_NUM},
+    "shutdown": {},
+}
+_REQUIRED = {"started": ("job_id",), "ended": ("job_id", "state"), "task_ended": ("job_id", "step_id", "rank")}
+
+
+def check_node_events(events):
+    """Raise ValueError naming the first malformed event (unknown kinds pass: newer daemons)."""
+    import math
+
+    from ..model import FINAL_STATES
+    if not isinstance(events, list):
+        raise ValueError("field 'events' must be a list")
+    for ev in events:
+        if not isinstance(ev, dict) or not isinstance(ev.get("event"), str):
+            raise ValueError("each event must be an object with an 'event' name")
+        fields = EVENT_FIELDS.get(ev["event"])
+        if fields is None:
+            continue
+        for key in _REQUIRED.get(ev["event"], ()):
+            if key not in ev:
+                raise ValueError(f"{ev['event']} event without {key!r}")
+        for key, types in fields.items():
+            value = ev.get(key)
+            if key in ev and ((isinstance(value, bool) and bool not in types) or not isinstance(value, types)):
+                raise ValueError(f"{ev['event']} event: bad {key!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{ev['event']} event: bad {key!r}")
+        if ev["event"] == "ended" and ev["state"] not in FINAL_STATES:
+            raise ValueError(f"ended event: bad state {ev['state']!r}")

@@ -164,12 +164,12 @@ class ReservationBook:
             for u in resv["users"]:
                 try:
                     pwd.getpwnam(u.lstrip("-"))
-                except KeyError:
+                except (KeyError, ValueError):
                     raise InvalidRequest("Invalid user id") from None
         for g in resv["groups"]:
             try:
                 grp.getgrnam(g.lstrip("-"))
-            except KeyError:
+            except (KeyError, ValueError):
                 raise InvalidRequest("Invalid group id") from None
         for entries in (resv["users"], resv["groups"], resv["accounts"]):
             if entries and len({e.startswith("-") for e in entries}) > 1:

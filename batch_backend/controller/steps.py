@@ -60,6 +60,12 @@ def _check(body):
             raise InvalidRequest(f"invalid value for {key}: {body[key]}")
     if body.get("stdin_mode", "0") not in ("none", "0", "all"):
         raise InvalidRequest("field 'stdin_mode' must be none, 0 or all")
+    for key in ("nodelist_req", "exclude"):
+        if body.get(key):
+            try:
+                hostlist.expand(body[key])
+            except ValueError as e:
+                raise InvalidRequest(f"Invalid node name specified: {e}") from None
 
 
 def layout_step(job, body):

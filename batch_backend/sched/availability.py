@@ -99,9 +99,13 @@ def fitter(req):
     if not (excl or mem_task or mem_node or gpus_needed or tpn):
         return lambda cpus, mem, gpus, busy: cpus // c if cpus > 0 else 0
 
+    mem_cpu = req.mem_per_cpu
+
     def fit(cpus, mem, gpus, busy):
         if (excl and busy) or gpus < gpus_needed or mem < mem_node:
             return 0
+        if excl and mem_cpu and mem_cpu * cpus > mem:
+            return 0  # charged for every CPU of the node, as placement._node_capacity says
         tasks = cpus // c
         if mem_task:
             tasks = min(tasks, mem // mem_task)

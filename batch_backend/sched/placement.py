@@ -83,6 +83,8 @@ def _node_capacity(job, view, exclusive):
     c = job["cpus_per_task"]
     tasks = view.free_cpus // c
     if job.get("mem_per_cpu"):
+        if exclusive and job["mem_per_cpu"] * view.free_cpus > view.free_memory:
+            return 0  # an exclusive job is charged --mem-per-cpu for every CPU of the node (see place)
         tasks = min(tasks, view.free_memory // (job["mem_per_cpu"] * c))
     elif job.get("mem_per_node") and view.free_memory < job["mem_per_node"]:
         return 0
@@ -133,6 +135,8 @@ def place(job, views, *, expand_hostlist=None):
     candidates = []
     for v in [by_name[r] for r in required] + [v for v in views if v.name not in required]:
         if v.name in excluded or not features_match(job.get("features"), v.features):
+            if v.name in required:
+                return None  # a required node the job may not use: never skipped silently
             continue
         cap = _node_capacity(job, v, exclusive)
         if cap >= 1:

@@ -298,11 +298,9 @@ def clusters(draw):
     shapes = []
     for _ in range(draw(st.integers(1, 4))):
         exclusive = draw(st.booleans())
-        # (--exclusive with --mem-per-cpu is left out: placement.place charges memory for every CPU
-        # of the node but checks it per task, an over-allocation bug of its own, fifo's too.)
         shapes.append(dict(num_tasks=draw(st.integers(1, 8)), cpus_per_task=draw(st.integers(1, 2)),
                            num_nodes_req=draw(st.one_of(st.none(), st.integers(1, 3))),
-                           mem_per_cpu=None if exclusive else draw(st.sampled_from([None, 200])),
+                           mem_per_cpu=draw(st.sampled_from([None, 200])),
                            mem_per_node=draw(st.sampled_from([None, 300])),
                            gres=draw(st.sampled_from(["", "gpu:1"])), exclusive=exclusive,
                            time_limit=draw(st.one_of(st.none(), st.integers(1, 60)))))
