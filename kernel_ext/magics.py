@@ -178,6 +178,10 @@ _INFO_OPTIONS = {
 }
 
 
+#: The short option that drops the header line, per command.
+_NOHEADER = {"squeue": "h", "sinfo": "h", "sprio": "h", "sacct": "n", "sshare": "n"}
+
+
 @magics_class
 class SlurmMagics(Magics):
     """``%sbatch``, ``%%sbatch``, ``%squeue``, ``%sinfo``, ``%sacct``, ``%scancel``, ``%scontrol``,
@@ -220,7 +224,9 @@ class SlurmMagics(Magics):
         out, err = backend.command(prog, argv)
         if err.strip():
             print(err.rstrip("\n"), file=sys.stderr)
-        parsed = slurm_text.parse_whitespace_table(out) or slurm_text.parse_fixed_width_table(out)
+        parsed = None
+        if not has_option(argv, _NOHEADER.get(prog, ""), ("noheader",)):  # headerless text is not a table
+            parsed = slurm_text.parse_whitespace_table(out) or slurm_text.parse_fixed_width_table(out)
         table = tables.Table(*parsed) if parsed else tables.TextOutput(out)
         return self._result(prog, table, dataframe)
 

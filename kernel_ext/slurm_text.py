@@ -71,9 +71,17 @@ def parse_whitespace_table(text):
         return None
     columns = lines[0].split()
     rows = [line.split() for line in lines[1:]]
-    if len(columns) < 2 or any(len(row) != len(columns) for row in rows):
+    if not looks_like_header(columns) or any(len(row) != len(columns) for row in rows):
         return None
     return columns, rows
+
+
+def looks_like_header(words):
+    """Slurm's column titles are upper case or CamelCase (``JOBID``, ``RawShares``), never a sentence.
+
+    Keeps a one-line message (``Unable to find jobs matching ...``) from being read as an empty table.
+    """
+    return len(words) >= 2 and not any(w.isalpha() and w.islower() for w in words)
 
 
 def parse_fixed_width_table(text):
@@ -104,7 +112,7 @@ def parse_fixed_width_table(text):
                 spans.append((start, i))
                 start = None
     columns = [header[a:b].strip() for a, b in spans]
-    if len(columns) < 2 or any(not c or " " in c for c in columns) or columns != header.split():
+    if not looks_like_header(columns) or any(not c or " " in c for c in columns) or columns != header.split():
         return None
     rows = []
     for line in body:

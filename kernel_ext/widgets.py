@@ -1,9 +1,10 @@
-"""Live ipywidgets dashboards of the queue: :class:`QueueDashboard` and :class:`NodeDashboard`.
+"""Live ipywidgets dashboards of the queue: :class:`QueueDashboard`, :class:`NodeDashboard`,
+:class:`UsageView` (usage and fairshare over time) and :class:`ReservationList`.
 
-Both refresh from a daemon thread (never blocking the kernel) with exactly
+All refresh from a daemon thread (never blocking the kernel) with exactly
 one backend query per interval (``squeue`` for the queue, ``nodes`` for the
-nodes), stop when the widget is closed (or :meth:`close`/:meth:`stop` is
-called), and keep polling while the controller does not answer, saying
+nodes, ``shares`` for usage, ``reservations`` for reservations), stop when
+the widget is closed (or :meth:`close`/:meth:`stop` is called), and keep polling while the controller does not answer, saying
 ``reconnecting...`` in their status line.
 
 The widgets' values are the state a test (or a curious user) can read:
@@ -48,17 +49,53 @@ REASONS = {
     "ReqNodeNotAvail": ("the nodes it needs are unavailable (down, drained or reserved)",
                         "wait, or resubmit without --nodelist/--constraint"),
     "NodeDown": ("a node it needs is down", "wait, or resubmit without that node"),
-    "Reservation": ("waiting for its reservation to start", "nothing: it starts with the reservation"),
+    "Reservation": ("waiting for reservation {reservation} to start (or for room inside it)",
+                    "nothing: it starts when the reservation's nodes are free; scontrol show res {reservation} "
+                    "says when"),
+    "ReservationDeleted": ("the reservation it asked for was deleted, so it will never start",
+                           "cancel it and resubmit without --reservation (or with another one)"),
+    "ReqNodeNotAvail, Reserved for maintenance": ("the nodes are reserved for maintenance",
+                                                  "wait for the maintenance window to end"),
+    "QOSMaxCpuPerUserLimit": ("you already use as many CPUs as your QOS allows", "wait for your other jobs to end"),
+    "QOSMaxNodePerUserLimit": ("you already use as many nodes as your QOS allows",
+                               "wait for your other jobs to end"),
+    "QOSMaxCpuPerJobLimit": ("it asks for more CPUs than its QOS allows one job, so it will never start",
+                             "cancel it and resubmit with fewer CPUs (sacctmgr show qos shows the limit)"),
+    "QOSMaxNodePerJobLimit": ("it asks for more nodes than its QOS allows one job, so it will never start",
+                              "cancel it and resubmit with fewer nodes"),
+    "QOSMaxMemoryPerJob": ("it asks for more memory than its QOS allows one job, so it will never start",
+                           "cancel it and resubmit with less --mem"),
+    "QOSMaxGRESPerJob": ("it asks for more GPUs than its QOS allows one job, so it will never start",
+                         "cancel it and resubmit with fewer GPUs"),
+    "QOSGrpCpuLimit": ("everyone in its QOS together already uses all the CPUs the QOS may", "wait"),
+    "QOSGrpMemLimit": ("everyone in its QOS together already uses all the memory the QOS may", "wait"),
+    "QOSGrpGRES": ("everyone in its QOS together already uses all the GPUs the QOS may", "wait"),
+    "QOSGrpNodeLimit": ("everyone in its QOS together already uses all the nodes the QOS may", "wait"),
+    "QOSGrpJobsLimit": ("its QOS already runs as many jobs as it may", "wait for other jobs in the QOS to end"),
+    "AssocGrpJobsLimit": ("your account already runs as many jobs as its group limit allows",
+                          "wait for other jobs of the account to end"),
+    "AssocGrpNodeLimit": ("your account's group already uses all the nodes it may", "wait"),
+    "AssocMaxCpuPerJobLimit": ("it asks for more CPUs than your association allows one job, so it will never "
+                               "start", "cancel it and resubmit with fewer CPUs (sacctmgr show assoc shows "
+                                        "the limit)"),
+    "AssocMaxNodePerJobLimit": ("it asks for more nodes than your association allows one job, so it will never "
+                                "start", "cancel it and resubmit with fewer nodes"),
+    "AssocMaxMemPerJob": ("it asks for more memory than your association allows one job, so it will never start",
+                          "cancel it and resubmit with less --mem"),
+    "AssocMaxGRESPerJob": ("it asks for more GPUs than your association allows one job, so it will never start",
+                           "cancel it and resubmit with fewer GPUs"),
     "JobArrayTaskLimit": ("waiting for other tasks of its array to finish", "nothing"),
     "QOSMaxJobsPerUserLimit": ("you already run as many jobs as your QOS allows",
                                "wait for your other jobs to end"),
-    "AssocMaxJobsLimit": ("your account already runs as many jobs as it may", "wait for other jobs to end"),
+    "AssocMaxJobsLimit": ("you already run as many jobs in this account as your association allows (MaxJobs)",
+                          "wait for your other jobs in the account to end"),
     "AssocMaxWallDurationPerJobLimit": ("its time limit ({limit}) is longer than your association allows, "
                                         "so it will never start",
                                         "cancel it and resubmit with a shorter --time"),
     "QOSMaxWallDurationPerJobLimit": ("its time limit ({limit}) is longer than its QOS allows, "
                                       "so it will never start", "cancel it and resubmit with a shorter --time"),
-    "AssocGrpCpuLimit": ("your account's group already uses all the CPUs it may", "wait"),
+    "AssocGrpCpuLimit": ("your account (everyone in it together) already uses all the CPUs it may (GrpTRES cpu)",
+                         "wait for jobs of the account to end, or ask the instructor/admin to raise GrpTRES"),
     "AssocGrpMemLimit": ("your account's group already uses all the memory it may", "wait"),
     "AssocGrpGRES": ("your account's group already uses all the GPUs it may", "wait"),
     "QOSMaxMemoryPerUser": ("you already use as much memory as your QOS allows", "wait for your other jobs to end"),
@@ -90,7 +127,8 @@ def explain_reason(job, partitions=None):
     words, todo = REASONS.get(reason, (f"waiting ({reason})", "see %scontrol show job {job_id}"))
     part = (partitions or {}).get(job.get("partition")) or {}
     fields = {"job_id": job.get("job_id"), "partition": job.get("partition") or "?",
-              "limit": _minutes(job.get("time_limit")), "max_time": _minutes(part.get("max_time"))}
+              "limit": _minutes(job.get("time_limit")), "max_time": _minutes(part.get("max_time")),
+              "reservation": job.get("reservation") or "(its reservation)"}
     return words.format(**fields), todo.format(**fields)
 
 
@@ -403,7 +441,7 @@ class NodeRow:
         label.value = f"{used}/{total}{unit}"
 
     def update(self, node):
-        self.state.value = str(node.get("state") or "").lower()
+        self.state.value = node_state_text(node)
         self._bar(self.cpu, self.cpu_label, node.get("alloc_cpus"), node.get("cpus"))
         self._bar(self.mem, self.mem_label, node.get("alloc_memory"), node.get("real_memory"), " MB")
         self._bar(self.gpu, self.gpu_label, node.get("alloc_gpus"), gpu_count(node.get("gres")))
@@ -416,6 +454,17 @@ class NodeRow:
 
     def close(self):
         self.box.close()
+
+
+def node_state_text(node):
+    """The node's state in lower case, with ``reserved``/``maint`` when it is in an active reservation."""
+    state = str(node.get("state") or "").lower()
+    flags = [str(f).upper() for f in node.get("state_flags") or []]
+    if "MAINT" in flags:
+        return f"{state} (maint)"
+    if "RESERVED" in flags:
+        return f"{state} (reserved)"
+    return state
 
 
 def gpu_count(gres):
@@ -462,9 +511,230 @@ class NodeDashboard(_Poller):
         self.table.children = tuple(row.box for row in keep.values())
         cpus = sum(int(n.get("cpus") or 0) for n in self.nodes)
         used = sum(int(n.get("alloc_cpus") or 0) for n in self.nodes)
-        self.summary.value = f"{len(self.nodes)} nodes, {used}/{cpus} CPUs allocated"
+        reserved = sum(1 for n in self.nodes if {"RESERVED", "MAINT"} & set(n.get("state_flags") or []))
+        self.summary.value = (f"{len(self.nodes)} nodes, {used}/{cpus} CPUs allocated"
+                              + (f", {reserved} in an active reservation" if reserved else ""))
 
 
 def _natural(name):
     import re
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(name))]
+
+
+# -- usage and fairshare -------------------------------------------------------------------------
+
+#: What the usage view can plot: share dict key -> label.
+USAGE_METRICS = {"raw_usage": "raw usage (CPU-seconds, decayed)", "effective_usage": "effective usage",
+                 "fairshare": "fairshare factor"}
+
+#: Line colours of the plot (a colour-blind-safe palette).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+
+
+def share_key(row):
+    """``account`` for an account row, ``account/user`` for a user row."""
+    return f"{row['account']}/{row['user']}" if row.get("user") else str(row["account"])
+
+
+def subtree(rows, account):
+    """The rows of *account*'s subtree (the account, its users, its sub-accounts...) in tree order.
+
+    *rows* are in sshare's depth-first order, so the subtree is the account's
+    row and every following row deeper than it. An unknown account gives [].
+    """
+    out, depth = [], None
+    for row in rows:
+        if depth is None:
+            if row["account"] == account and not row.get("user"):
+                depth = row.get("depth") or 0
+                out.append(row)
+        elif (row.get("depth") or 0) > depth:
+            out.append(row)
+        else:
+            break
+    return out
+
+
+def _number(value, digits=6):
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and float(value).is_integer() and digits == 0:
+        return str(int(value))
+    return f"{float(value):.{digits}f}" if digits else str(int(round(float(value))))
+
+
+def usage_table_html(rows):
+    """The usage table as HTML: account, user, raw usage, effective usage, fairshare (sshare's numbers)."""
+    esc = html.escape
+    head = "".join(f"<th>{t}</th>" for t in ("account", "user", "raw shares", "raw usage", "effective usage",
+                                              "fairshare"))
+    body = []
+    for row in rows:
+        indent = "&nbsp;" * 2 * int(row.get("depth") or 0)
+        body.append("<tr>" + "".join(f"<td>{v}</td>" for v in (
+            indent + esc(str(row["account"])), esc(str(row.get("user") or "")), esc(str(row.get("raw_shares") or "")),
+            _number(row.get("raw_usage"), 0), _number(row.get("effective_usage")),
+            _number(row.get("fairshare")))) + "</tr>")
+    if not body:
+        body.append('<tr><td colspan="6"><i>No associations.</i></td></tr>')
+    return f'<table class="batchhub-usage"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def usage_svg(series, metric, width=560, height=200):
+    """A small line plot (SVG) of ``{name: [(time, value), ...]}``: no plotting library needed.
+
+    The y axis starts at 0 and ends at the largest value (1 for the factors in
+    [0, 1]); the x axis spans the sampled time. Names get a legend in colour.
+    """
+    esc = html.escape
+    left, right, top, bottom = 48, 150, 10, 24
+    points = [(t, v) for values in series.values() for t, v in values if v is not None]
+    t0 = min((t for t, _ in points), default=0.0)
+    t1 = max((t for t, _ in points), default=1.0)
+    span = max(t1 - t0, 1e-9)
+    vmax = max((v for _, v in points), default=0.0)
+    if metric != "raw_usage":
+        vmax = max(vmax, 1.0)
+    vmax = vmax or 1.0
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def xy(t, v):
+        return left + (t - t0) / span * plot_w, top + plot_h - v / vmax * plot_h
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="11">',
+             f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>',
+             f'<text x="{left - 4}" y="{top + 10}" text-anchor="end">{esc(_axis_number(vmax))}</text>',
+             f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end">0</text>',
+             f'<text x="{left}" y="{height - 6}">{esc(time.strftime("%H:%M:%S", time.localtime(t0)))}</text>',
+             f'<text x="{left + plot_w}" y="{height - 6}" text-anchor="end">'
+             f'{esc(time.strftime("%H:%M:%S", time.localtime(t1)))}</text>']
+    for i, (name, values) in enumerate(series.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        coords = [xy(t, v) for t, v in values if v is not None]
+        if len(coords) == 1:
+            x, y = coords[0]
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>')
+        elif coords:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
+        ly = top + 12 + 14 * i
+        parts.append(f'<line x1="{width - right + 8}" y1="{ly - 4}" x2="{width - right + 22}" y2="{ly - 4}" '
+                     f'stroke="{colour}" stroke-width="2"/>'
+                     f'<text x="{width - right + 26}" y="{ly}">{esc(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _axis_number(value):
+    if value >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if value >= 1e4:
+        return f"{value / 1e3:.0f}k"
+    return f"{value:g}" if value >= 1 else f"{value:.2f}"
+
+
+class UsageView(_Poller):
+    """Per-account / per-user usage and fairshare, live, with a plot over time (instructors, admins).
+
+    Each refresh is one ``shares()`` query (sshare's numbers); the view keeps
+    up to *history* samples and plots the chosen metric of the shown
+    associations over time. ``account`` narrows the view to one account's
+    subtree (a class: its users and sub-accounts); ``users_only`` plots user
+    rows only. ``rows`` holds the share dicts currently shown, ``samples``
+    the ``(time, {key: share dict})`` history, ``series()`` the plotted values.
+    """
+
+    def __init__(self, backend=None, *, account="", metric="raw_usage", interval=30.0, history=240,
+                 users_only=False, start=True):
+        import ipywidgets as w
+        if metric not in USAGE_METRICS:
+            raise ValueError(f"metric must be one of {', '.join(USAGE_METRICS)}")
+        self.history = max(2, int(history))
+        self.samples = []
+        self.rows = []
+        self.all_rows = []
+        self.title = w.HTML("<b>BatchHub usage and fairshare</b>")
+        self.status = w.Label(value="(waiting for the queue)")
+        self.account = w.Text(value=account, placeholder="every account", description="account")
+        self.metric = w.Dropdown(options=[(label, key) for key, label in USAGE_METRICS.items()], value=metric,
+                                 description="plot")
+        self.users_only = w.Checkbox(value=users_only, description="users only")
+        self.plot = w.HTML(value="")
+        self.table = w.HTML(value="")
+        self.widget = w.VBox([w.HBox([self.title, self.status]), w.HBox([self.account, self.metric,
+                                                                         self.users_only]),
+                              self.plot, self.table])
+        for control in (self.account, self.metric, self.users_only):
+            control.observe(lambda _c: self._render(), names="value")
+        self._init_poller(backend, interval, start)
+
+    def _query(self):
+        return self.backend.shares()
+
+    def _apply(self, rows):
+        self.all_rows = list(rows)
+        self.samples.append((time.time(), {share_key(r): r for r in self.all_rows}))
+        del self.samples[:-self.history]
+        self._render()
+
+    def shown_rows(self):
+        """The share dicts the controls select (an account's subtree, maybe users only)."""
+        account = self.account.value.strip()
+        rows = subtree(self.all_rows, account) if account else list(self.all_rows)
+        if self.users_only.value:
+            rows = [r for r in rows if r.get("user")]
+        return rows
+
+    def series(self):
+        """``{key: [(time, value), ...]}`` of the plotted metric for the shown associations (root left out)."""
+        metric = self.metric.value
+        keys = [share_key(r) for r in self.rows if r.get("depth")]
+        return {key: [(t, (sample.get(key) or {}).get(metric)) for t, sample in self.samples if key in sample]
+                for key in keys}
+
+    def _render(self):
+        with self._lock:
+            self.rows = self.shown_rows()
+            self.table.value = usage_table_html(self.rows)
+            self.plot.value = usage_svg(self.series(), self.metric.value) if self.samples else ""
+
+
+# -- reservations ----------------------------------------------------------------------------------
+
+def _when(stamp):
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if stamp else ""
+
+
+class ReservationList(_Poller):
+    """Advance reservations: name, state, window, nodes, who may use them (one query per interval)."""
+
+    COLUMNS = ("name", "state", "start", "end", "nodes", "users", "accounts", "flags")
+
+    def __init__(self, backend=None, *, interval=30.0, start=True):
+        import ipywidgets as w
+        self.reservations = {}
+        self.title = w.HTML("<b>BatchHub reservations</b>")
+        self.status = w.Label(value="(waiting for the queue)")
+        self.table = w.HTML(value="")
+        self.widget = w.VBox([w.HBox([self.title, self.status]), self.table])
+        self._init_poller(backend, interval, start)
+
+    def _query(self):
+        return self.backend.reservations()
+
+    @staticmethod
+    def row(resv):
+        return [resv.get("name", ""), resv.get("state", ""), _when(resv.get("start_time")),
+                _when(resv.get("end_time")), resv.get("nodelist", ""), ",".join(resv.get("users") or []),
+                ",".join(resv.get("accounts") or []), ",".join(resv.get("flags") or [])]
+
+    def _apply(self, reservations):
+        self.reservations = {r["name"]: r for r in reservations}
+        esc = html.escape
+        head = "".join(f"<th>{c}</th>" for c in self.COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in self.row(r)) + "</tr>"
+                       for r in sorted(reservations, key=lambda r: (r.get("start_time") or 0, r["name"])))
+        if not body:
+            body = f'<tr><td colspan="{len(self.COLUMNS)}"><i>No reservations.</i></td></tr>'
+        self.table.value = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
