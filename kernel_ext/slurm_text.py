@@ -296,7 +296,7 @@ SQUEUE_FIELDS = (
     ("partition", "%P"), ("name", "%j"), ("user", "%u"), ("state", "%T"), ("reason", "%r"),
     ("run_time", "%M"), ("time_limit", "%l"), ("num_nodes", "%D"), ("num_cpus", "%C"),
     ("nodelist", "%N"), ("submit_time", "%V"), ("start_time", "%S"), ("account", "%a"),
-    ("qos", "%q"), ("workdir", "%Z"), ("priority", "%Q"),
+    ("qos", "%q"), ("workdir", "%Z"), ("priority", "%Q"), ("reservation", "%v"),
 )
 SQUEUE_FORMAT = SEP.join(code for _, code in SQUEUE_FIELDS)
 
@@ -337,6 +337,7 @@ def squeue_job(row):
         "start_estimated": state == "PENDING",
         "account": unset_to_empty(raw["account"]), "qos": unset_to_empty(raw["qos"]),
         "workdir": raw["workdir"], "priority": int_or_none(raw["priority"]) or 0,
+        "reservation": unset_to_empty(raw["reservation"]),
     }
 
 
@@ -367,6 +368,7 @@ def scontrol_job(rec):
         "num_nodes": int_or_none(rec.get("NumNodes")) or 0,
         "num_cpus": int_or_none(rec.get("NumCPUs")) or 0,
         "workdir": rec.get("WorkDir", ""), "command": unset_to_empty(rec.get("Command")),
+        "reservation": unset_to_empty(rec.get("Reservation")),
         "stdout_file": stdout, "stderr_file": stderr or stdout,
     }
 

@@ -119,9 +119,27 @@ def _minutes(value):
     return f"{m // 60}:{m % 60:02d}:00" if m >= 60 else f"{m} min"
 
 
+#: Why a SUSPENDED job is stopped (``suspend_kind``, BatchHub's job field) -> (plain words, what to do).
+SUSPENDED = {
+    "preempt": ("suspended: a higher-priority job preempted it{by} and took its CPUs",
+                "nothing: it resumes where it stopped when that job ends; its time limit does not run meanwhile"),
+    "gang": ("suspended for now: it shares its CPUs with other jobs in turns (gang time-slicing)",
+             "nothing: its next time slice comes within the partition's slice time"),
+    "admin": ("suspended by an administrator", "ask the administrators; scontrol resume {job_id} resumes it"),
+    "": ("suspended: stopped in place (preempted, time-sliced or by an administrator)",
+         "nothing: it resumes where it stopped; its time limit does not run meanwhile"),
+}
+
+
 def explain_reason(job, partitions=None):
-    """``(plain words, what to do)`` for a pending job; ``("", "")`` for any other."""
-    if state_word(job.get("state")) != "PENDING":
+    """``(plain words, what to do)`` for a pending or suspended job; ``("", "")`` for any other."""
+    state = state_word(job.get("state"))
+    if state == "SUSPENDED":
+        kind = job.get("suspend_kind") if job.get("suspend_kind") in SUSPENDED else ""
+        by = (job.get("preempt") or {}).get("by")
+        words, todo = SUSPENDED[kind]
+        return words.format(by=f" (job {by})" if by else ""), todo.format(job_id=job.get("job_id"))
+    if state != "PENDING":
         return "", ""
     reason = job.get("reason") or "None"
     words, todo = REASONS.get(reason, (f"waiting ({reason})", "see %scontrol show job {job_id}"))
@@ -266,7 +284,8 @@ class JobRow:
             self.reason.value = (f"{html.escape(self.reason_text)}"
                                  f"<br><i>What to do: {html.escape(self.todo_text)}</i>")
         elif state == "RUNNING" and job.get("nodelist"):
-            self.reason.value = f"on {html.escape(str(job['nodelist']))}"
+            inside = f" in reservation {job['reservation']}" if job.get("reservation") else ""
+            self.reason.value = html.escape(f"on {job['nodelist']}{inside}")
         else:
             self.reason.value = ""
         held = state == "PENDING" and (job.get("reason") or "").startswith("JobHeld")

@@ -15,7 +15,8 @@ from cluster_support import TEST_CONF, LiveCluster
 from kernel_ext import slurm_text
 from kernel_ext.backend import BatchHubBackend, select_backend
 from kernel_ext.tables import Table
-from kernel_ext.widgets import NodeDashboard, ReservationList, UsageView, explain_reason, subtree, usage_svg
+from kernel_ext.widgets import (NodeDashboard, QueueDashboard, ReservationList, UsageView, explain_reason, subtree,
+                                usage_svg)
 from magic_helpers import assert_one_error_line, run_magic
 
 pytestmark = pytest.mark.timeout(180)
@@ -192,10 +193,23 @@ def test_reservation_shows_in_the_list_and_on_its_node(mf_cluster, mf_backend):
         assert nodes.rows["n3"].state.value == "idle (reserved)"
         assert nodes.rows["n1"].state.value == "idle"
         assert "1 in an active reservation" in nodes.summary.value
+        job = mf_cluster.sbatch("-A", "class101", "--reservation=class101_lab", "-J", "in-lab", "-t", "2",
+                                "--wrap", "sleep 30")
+        queue = QueueDashboard(select_backend(), show="all", interval=0.3)
+        try:
+            wait_for(lambda: str(job) in queue.rows and queue.rows[str(job)].state.value == "RUNNING",
+                     what="the job running in the reservation")
+            assert queue.rows[str(job)].reason.value == "on n3 in reservation class101_lab"
+        finally:
+            queue.close()
+            mf_cluster.run("scancel", str(job))
     finally:
         resv.close()
         nodes.close()
-        mf_cluster.run("scontrol", "delete", "ReservationName=class101_lab")
+        for _ in range(50):
+            if mf_cluster.run("scontrol", "delete", "ReservationName=class101_lab").returncode == 0:
+                break
+            time.sleep(0.2)
 
 
 def test_new_pending_reasons_are_explained():
@@ -207,6 +221,46 @@ def test_new_pending_reasons_are_explained():
                            ("ReservationDeleted", "never start")]:
         words, todo = explain_reason({"job_id": 1, "state": "PENDING", "reason": reason})
         assert phrase in words and todo and not words.startswith("waiting ("), reason
+
+
+PREEMPT_CONF = """\
+ClusterName=preemptdash
+SlurmdParameters=config_overrides
+SlurmdTimeout=30
+KillWait=1
+PreemptType=preempt/partition_prio
+PreemptMode=SUSPEND,GANG
+NodeName=p1 CPUs=2 RealMemory=1000
+PartitionName=low Nodes=p1 Default=YES PriorityTier=1 PreemptMode=SUSPEND
+PartitionName=high Nodes=p1 PriorityTier=10
+"""
+
+
+@pytest.mark.parametrize("backend", ["batchhub", "cli"])
+def test_preempted_job_is_explained_in_the_queue_dashboard(make_cluster, monkeypatch, tmp_path, backend):
+    c = make_cluster(PREEMPT_CONF, name="preempt")
+    for key in ("BATCHHUB_HOME", "BATCHHUB_SOCKET", "BATCHHUB_CONF", "PATH"):
+        monkeypatch.setenv(key, c.env[key])
+    monkeypatch.setenv("BATCHHUB_MAGICS_BACKEND", backend)
+    low = c.sbatch("-p", "low", "-n", "2", "-t", "5", "--wrap", "sleep 60")
+    c.wait_state(low, "RUNNING")
+    high = c.sbatch("-p", "high", "-n", "2", "-t", "5", "--wrap", "sleep 60")
+    queue = QueueDashboard(select_backend(), show="all", interval=0.3)
+    try:
+        wait_for(lambda: str(low) in queue.rows and queue.rows[str(low)].state.value == "SUSPENDED",
+                 what="the low-priority job suspended")
+        row = queue.rows[str(low)]
+        if backend == "batchhub":  # the API says why it is suspended and by whom
+            assert row.reason_text == f"suspended: a higher-priority job preempted it (job {high}) and took its CPUs"
+        else:  # squeue does not say which kind of suspension
+            assert row.reason_text.startswith("suspended: stopped in place (preempted")
+        assert "resumes where it stopped" in row.todo_text
+        c.run("scancel", str(high))
+        wait_for(lambda: queue.rows[str(low)].state.value == "RUNNING", what="the job resumed")
+        assert queue.rows[str(low)].reason_text == ""
+    finally:
+        queue.close()
+        c.run("scancel", str(low), str(high))
 
 
 # -- pure parsing ----------------------------------------------------------------------------------------
