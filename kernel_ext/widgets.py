@@ -560,7 +560,11 @@ def subtree(rows, account):
 
     *rows* are in sshare's depth-first order, so the subtree is the account's
     row and every following row deeper than it. An unknown account gives [].
+    Rows without tree depths (an sshare that does not indent) give the
+    account's own rows.
     """
+    if not any(row.get("depth") for row in rows):
+        return [row for row in rows if row["account"] == account]
     out, depth = [], None
     for row in rows:
         if depth is None:
@@ -679,11 +683,12 @@ class UsageView(_Poller):
         self.metric = w.Dropdown(options=[(label, key) for key, label in USAGE_METRICS.items()], value=metric,
                                  description="plot")
         self.users_only = w.Checkbox(value=users_only, description="users only")
+        self.note = w.Label(value="")
         self.plot = w.HTML(value="")
         self.table = w.HTML(value="")
         self.widget = w.VBox([w.HBox([self.title, self.status]), w.HBox([self.account, self.metric,
                                                                          self.users_only]),
-                              self.plot, self.table])
+                              self.note, self.plot, self.table])
         for control in (self.account, self.metric, self.users_only):
             control.observe(lambda _c: self._render(), names="value")
         self._init_poller(backend, interval, start)
@@ -715,6 +720,9 @@ class UsageView(_Poller):
     def _render(self):
         with self._lock:
             self.rows = self.shown_rows()
+            account = self.account.value.strip()
+            missing = account and self.all_rows and not self.rows
+            self.note.value = f"no account {account!r} in the association tree" if missing else ""
             self.table.value = usage_table_html(self.rows)
             self.plot.value = usage_svg(self.series(), self.metric.value) if self.samples else ""
 

@@ -52,6 +52,7 @@ def mf_backend(request, mf_cluster, monkeypatch, tmp_path):
 def blocked(mf_cluster):
     """A job holding every CPU and one pending job in class101 behind it: (blocker, pending)."""
     blocker = mf_cluster.sbatch("-N", "4", "-n", "16", "-t", "5", "--wrap", "sleep 120")
+    mf_cluster.wait_state(blocker, "RUNNING")  # a job of an earlier test may still be leaving its node
     pending = mf_cluster.sbatch("-A", "class101", "-J", "student-job", "-t", "5", "--wrap", "true")
     yield blocker, pending
     mf_cluster.run("scancel", str(pending), str(blocker))
@@ -141,6 +142,9 @@ def test_usage_view_follows_a_students_job(mf_cluster, mf_backend):
         assert all(0.0 <= v <= 1.0 for _, v in view.series()["class101/root"])
         view.users_only.value = True
         assert [r["user"] for r in view.rows] == ["root"]
+        view.account.value = "nosuchclass"
+        assert view.rows == [] and view.note.value == "no account 'nosuchclass' in the association tree"
+        assert "No associations." in view.table.value
     finally:
         view.close()
     wait_for(lambda: not view.polling, timeout=5, what="the poller to stop")
@@ -264,6 +268,25 @@ def test_preempted_job_is_explained_in_the_queue_dashboard(make_cluster, monkeyp
 
 
 # -- pure parsing ----------------------------------------------------------------------------------------
+
+def test_subtree_without_depths_keeps_the_accounts_own_rows():
+    rows = [{"account": "root", "user": None}, {"account": "a", "user": None}, {"account": "a", "user": "x"},
+            {"account": "b", "user": "y"}]
+    assert subtree(rows, "a") == rows[1:3]
+
+
+def test_sshare_dataframe_or_a_one_line_note_without_pandas(ip, mf_backend):
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        result, captured = run_magic(ip, "sshare -a -o df")
+        assert isinstance(result.result, Table) and "class101" in [a.strip() for a in result.result.column("Account")]
+        assert captured.stderr.strip().splitlines() == [
+            "sshare: error: -o df needs pandas, which is not installed; showing the table"]
+    else:
+        frame = ip.run_line_magic("sshare", "-a -o df")
+        assert "class101" in [a.strip() for a in frame["Account"]]
+
 
 def test_fixed_width_table_keeps_blank_cells():
     text = ("          JOBID PARTITION   PRIORITY       SITE\n"
