@@ -267,6 +267,34 @@ def test_preempted_job_is_explained_in_the_queue_dashboard(make_cluster, monkeyp
         c.run("scancel", str(low), str(high))
 
 
+LIMITS_CONF = TEST_CONF + "AccountingStorageEnforce=associations,limits,qos\n"
+
+
+@pytest.mark.parametrize("backend", ["batchhub", "cli"])
+def test_association_limit_reason_is_explained_in_the_queue_dashboard(make_cluster, monkeypatch, backend):
+    c = make_cluster(LIMITS_CONF, name="limits")
+    for cmd in (["add", "account", "class101"], ["add", "user", "root", "account=class101", "MaxJobs=1"]):
+        r = c.run("sacctmgr", "-i", *cmd)
+        assert r.returncode == 0, r.stderr
+    for key in ("BATCHHUB_HOME", "BATCHHUB_SOCKET", "BATCHHUB_CONF", "PATH"):
+        monkeypatch.setenv(key, c.env[key])
+    monkeypatch.setenv("BATCHHUB_MAGICS_BACKEND", backend)
+    first = c.sbatch("-A", "class101", "-t", "5", "--wrap", "sleep 60")
+    second = c.sbatch("-A", "class101", "-t", "5", "--wrap", "sleep 60")
+    queue = QueueDashboard(select_backend(), show="all", interval=0.3)
+    try:
+        wait_for(lambda: str(second) in queue.rows and queue.rows[str(second)].reason_text.startswith("you already"),
+                 what="the second job held back by MaxJobs")
+        row = queue.rows[str(second)]
+        assert row.reason_text == ("you already run as many jobs in this account as your association allows "
+                                   "(MaxJobs)")
+        assert row.todo_text == "wait for your other jobs in the account to end"
+        assert queue.rows[str(first)].state.value == "RUNNING"
+    finally:
+        queue.close()
+        c.run("scancel", str(first), str(second))
+
+
 # -- pure parsing ----------------------------------------------------------------------------------------
 
 def test_subtree_without_depths_keeps_the_accounts_own_rows():
