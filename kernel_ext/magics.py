@@ -178,6 +178,9 @@ _INFO_OPTIONS = {
 }
 
 
+#: What an empty table says, per command.
+_EMPTY = {"squeue": "No jobs.", "sinfo": "No partitions.", "sacct": "No jobs.", "sprio": "No pending jobs."}
+
 #: The short option that drops the header line, per command.
 _NOHEADER = {"squeue": "h", "sinfo": "h", "sprio": "h", "sacct": "n", "sshare": "n"}
 
@@ -227,7 +230,7 @@ class SlurmMagics(Magics):
         parsed = None
         if not has_option(argv, _NOHEADER.get(prog, ""), ("noheader",)):  # headerless text is not a table
             parsed = slurm_text.parse_whitespace_table(out) or slurm_text.parse_fixed_width_table(out)
-        table = tables.Table(*parsed) if parsed else tables.TextOutput(out)
+        table = tables.Table(*parsed, empty=_EMPTY.get(prog, "No rows.")) if parsed else tables.TextOutput(out)
         return self._result(prog, table, dataframe)
 
     def _use_widget(self):

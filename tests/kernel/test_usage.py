@@ -92,6 +92,12 @@ def test_sprio_blank_cells_stay_in_their_columns(ip, mf_backend, blocked):
     assert repr(custom).split() == [str(blocked[1]), "class101"]
 
 
+def test_sprio_without_pending_jobs_is_an_empty_table(ip, mf_backend):
+    table = ip.run_line_magic("sprio", "-p gpu")
+    assert isinstance(table, Table) and table.rows == [] and table.columns[0] == "JOBID"
+    assert "No pending jobs." in repr(table) and "No pending jobs." in table._repr_html_()
+
+
 def test_sprio_errors_are_one_line(ip, mf_backend):
     line = assert_one_error_line(*run_magic(ip, "sprio -j notanumber"), "sprio")
     assert "Invalid job id" in line
