@@ -124,6 +124,19 @@ class Backend:
         """Partition dicts (``batch_backend.model.PARTITION_FIELDS``, partly for the CLI)."""
         raise NotImplementedError
 
+    def shares(self):
+        """Every association's shares, usage and fairshare, in sshare's tree order.
+
+        Dicts as ``GET /v1/shares`` rows: ``account``, ``user`` (None on an
+        account row), ``depth``, ``raw_shares``, ``norm_shares``, ``raw_usage``,
+        ``norm_usage``, ``effective_usage``, ``fairshare`` (None for root).
+        """
+        raise NotImplementedError
+
+    def reservations(self):
+        """Advance reservations as dicts (``batch_backend.model.RESERVATION_FIELDS``, partly for the CLI)."""
+        raise NotImplementedError
+
     def command(self, prog, argv, input=None):
         """Run a Slurm command as a user would; return ``(stdout, stderr)`` on success."""
         raise NotImplementedError
@@ -234,6 +247,12 @@ class BatchHubBackend(Backend):
 
     def partitions(self):
         return self._call(self.client().partitions)
+
+    def shares(self):
+        return list(self._call(self.client().shares, prog="sshare").get("rows") or [])
+
+    def reservations(self):
+        return self._call(self.client().reservations, prog="scontrol")
 
     def available(self, prog):
         return _cli_module_name(prog) is not None
@@ -364,6 +383,15 @@ class SlurmCLIBackend(Backend):
     def partitions(self):
         out, _ = self.command("scontrol", ["show", "partition"])
         return [slurm_text.scontrol_partition(r) for r in slurm_text.parse_records(out)]
+
+    def shares(self):
+        out, _ = self.command("sshare", ["-a", "-P", "-o", slurm_text.SSHARE_FORMAT])
+        return slurm_text.sshare_rows(out)
+
+    def reservations(self):
+        out, _ = self.command("scontrol", ["show", "reservation"])
+        return [slurm_text.scontrol_reservation(r) for r in slurm_text.parse_records(out)
+                if "ReservationName" in r]
 
 
 # -- selection -----------------------------------------------------------------------

@@ -178,6 +178,13 @@ _INFO_OPTIONS = {
 }
 
 
+#: What an empty table says, per command.
+_EMPTY = {"squeue": "No jobs.", "sinfo": "No partitions.", "sacct": "No jobs.", "sprio": "No pending jobs."}
+
+#: The short option that drops the header line, per command.
+_NOHEADER = {"squeue": "h", "sinfo": "h", "sprio": "h", "sacct": "n", "sshare": "n"}
+
+
 @magics_class
 class SlurmMagics(Magics):
     """``%sbatch``, ``%%sbatch``, ``%squeue``, ``%sinfo``, ``%sacct``, ``%scancel``, ``%scontrol``,
@@ -220,8 +227,10 @@ class SlurmMagics(Magics):
         out, err = backend.command(prog, argv)
         if err.strip():
             print(err.rstrip("\n"), file=sys.stderr)
-        parsed = slurm_text.parse_whitespace_table(out)
-        table = tables.Table(*parsed) if parsed else tables.TextOutput(out)
+        parsed = None
+        if not has_option(argv, _NOHEADER.get(prog, ""), ("noheader",)):  # headerless text is not a table
+            parsed = slurm_text.parse_whitespace_table(out) or slurm_text.parse_fixed_width_table(out)
+        table = tables.Table(*parsed, empty=_EMPTY.get(prog, "No rows.")) if parsed else tables.TextOutput(out)
         return self._result(prog, table, dataframe)
 
     def _use_widget(self):
@@ -403,13 +412,55 @@ class SlurmMagics(Magics):
     @line_magic
     @_reports_errors("sprio")
     def sprio(self, line):
-        """Pending jobs' priority factors (``sprio`` options), if this cluster has sprio."""
+        """Pending jobs' priority and its factors: ``%sprio [sprio options] [-o df]``.
+
+        The options are sprio's (``-j 12,13``, ``-u alice``, ``-p debug``, ``-l``,
+        ``-n``, ``-w``, ``-S -y``, ``-o "%i %u %F"``); the answer is sprio's table
+        (blank cells kept in place: ``-w``'s weights row, ``-l``'s TRES), a
+        DataFrame with ``-o df``. A cluster without multifactor priority says so
+        in one line, as sprio does.
+        """
         argv, dataframe = take_dataframe_flag(split_line(line))
         return self._text("sprio", self.backend(), argv, dataframe)
 
     @line_magic
     @_reports_errors("sshare")
     def sshare(self, line):
-        """Fair-share usage (``sshare`` options), if this cluster has sshare."""
+        """Shares, usage and fairshare of the association tree: ``%sshare [sshare options] [-o df]``.
+
+        The options are sshare's (``-a`` every user, ``-A class101``, ``-u alice``,
+        ``-l`` with NormUsage, ``-U`` users only, ``--format=Account,User,FairShare``).
+        The table is read from sshare's ``-P`` output, so blank cells (the User of
+        an account row) and long names stay whole; accounts keep their tree
+        indentation.
+        """
         argv, dataframe = take_dataframe_flag(split_line(line))
-        return self._text("sshare", self.backend(), argv, dataframe)
+        backend = self.backend()
+        if has_option(argv, "nV", ("noheader", "help", "usage", "version", "helpformat")):
+            return self._text("sshare", backend, argv, dataframe)
+        if not _bundles_any(argv, "pP", ("parsable", "parsable2")):
+            argv = [*argv, "-P"]
+        out, err = backend.command("sshare", argv)
+        if err.strip():
+            print(err.rstrip("\n"), file=sys.stderr)
+        parsed = slurm_text.parse_pipe_table(out)
+        table = tables.Table(*parsed, empty="No associations.") if parsed else tables.TextOutput(out)
+        return self._result("sshare", table, dataframe)
+
+
+#: sshare's short options that take no value (they may be bundled: ``-aP``).
+_SSHARE_FLAGS = "almnpPUvV"
+
+
+def _bundles_any(argv, letters, longs):
+    """True if a flag among *letters* is in a bundle of sshare's short flags (``-aP``) or a long option."""
+    for word in argv:
+        if word == "--":
+            break
+        if word.startswith("--"):
+            if word[2:].split("=", 1)[0] in longs:
+                return True
+        elif word.startswith("-") and word[1:] and set(word[1:]) <= set(_SSHARE_FLAGS) and \
+                any(c in word[1:] for c in letters):
+            return True
+    return False

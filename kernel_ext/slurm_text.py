@@ -71,9 +71,127 @@ def parse_whitespace_table(text):
         return None
     columns = lines[0].split()
     rows = [line.split() for line in lines[1:]]
-    if len(columns) < 2 or any(len(row) != len(columns) for row in rows):
+    if not looks_like_header(columns) or any(len(row) != len(columns) for row in rows):
         return None
     return columns, rows
+
+
+def looks_like_header(words):
+    """Slurm's column titles are upper case or CamelCase (``JOBID``, ``RawShares``), never a sentence.
+
+    Keeps a one-line message (``Unable to find jobs matching ...``) from being read as an empty table.
+    """
+    return len(words) >= 2 and not any(w.isalpha() and w.islower() for w in words)
+
+
+def parse_fixed_width_table(text):
+    """A Slurm fixed-width table whose cells may be blank or indented -> ``(columns, rows)``, or None.
+
+    ``sshare`` leaves the User cell of account rows blank and indents accounts
+    by tree level; ``sprio -l`` leaves TRES blank. Splitting on whitespace
+    cannot read those, so the columns are found by position: a dashes line
+    under the header (sshare's) gives them exactly, otherwise the character
+    positions that are blank on every line separate them. Values are
+    stripped. None when the columns found do not match the header's words.
+    """
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if len(lines) < 1:
+        return None
+    header, body = lines[0], lines[1:]
+    if body and set(body[0]) <= {"-", " "}:
+        spans = [(m.start(), m.end()) for m in re.finditer(r"-+", body[0])]
+        body = body[1:]
+    else:
+        width = max(len(line) for line in lines)
+        blank = [all(i >= len(line) or line[i] == " " for line in lines) for i in range(width)]
+        spans, start = [], None
+        for i, is_blank in enumerate(blank + [True]):
+            if not is_blank and start is None:
+                start = i
+            elif is_blank and start is not None:
+                spans.append((start, i))
+                start = None
+    columns = [header[a:b].strip() for a, b in spans]
+    if not looks_like_header(columns) or any(not c or " " in c for c in columns) or columns != header.split():
+        return None
+    rows = []
+    for line in body:
+        if line[spans[-1][1]:].strip():  # something beyond the last column: not this table
+            return None
+        rows.append([line[a:b].strip() for a, b in spans])
+    return columns, rows
+
+
+def parse_pipe_table(text):
+    """``-p``/``-P`` output (``|`` separated, header first, maybe a trailing ``|``) -> ``(columns, rows)``."""
+    lines = [line for line in text.splitlines() if line != ""]
+    if not lines:
+        return None
+    trailing = lines[0].endswith("|")
+    split = (lambda line: line[:-1].split("|")) if trailing else (lambda line: line.split("|"))
+    columns = split(lines[0])
+    rows = [split(line) for line in lines[1:]]
+    if any(len(row) != len(columns) for row in rows):
+        return None
+    return columns, rows
+
+
+def _float_or_none(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+#: sshare fields the CLI backend asks for, and the share dict key of each.
+SSHARE_FIELDS = (("Account", "account"), ("User", "user"), ("RawShares", "raw_shares"),
+                 ("NormShares", "norm_shares"), ("RawUsage", "raw_usage"), ("NormUsage", "norm_usage"),
+                 ("EffectvUsage", "effective_usage"), ("FairShare", "fairshare"))
+SSHARE_FORMAT = ",".join(name for name, _ in SSHARE_FIELDS)
+
+
+def sshare_rows(text):
+    """Share dicts (as ``GET /v1/shares`` rows) from ``sshare -a -P -o SSHARE_FORMAT`` output."""
+    parsed = parse_pipe_table(text)
+    if parsed is None:
+        return []
+    columns, rows = parsed
+    out = []
+    for row in rows:
+        raw = dict(zip(columns, row))
+        account = raw.get("Account", "")
+        shares = raw.get("RawShares", "")
+        out.append({
+            "account": account.strip(), "user": raw.get("User") or None,
+            "depth": len(account) - len(account.lstrip(" ")),
+            "raw_shares": int(shares) if shares.isdigit() else (shares or None),
+            "norm_shares": _float_or_none(raw.get("NormShares")),
+            "raw_usage": _float_or_none(raw.get("RawUsage")) or 0.0,
+            "norm_usage": _float_or_none(raw.get("NormUsage")),
+            "effective_usage": _float_or_none(raw.get("EffectvUsage")),
+            "fairshare": _float_or_none(raw.get("FairShare")),
+        })
+    return out
+
+
+def scontrol_reservation(rec):
+    """A reservation dict (``batch_backend.model.RESERVATION_FIELDS``, partly) from ``scontrol show res``."""
+    nodelist = unset_to_empty(rec.get("Nodes"))
+    try:
+        from batch_backend import hostlist
+        nodes = hostlist.expand(nodelist) if nodelist else []
+    except (ImportError, ValueError):
+        nodes = []
+    split = lambda key: [v for v in unset_to_empty(rec.get(key)).split(",") if v]  # noqa: E731
+    return {
+        "name": rec.get("ReservationName", ""), "state": rec.get("State", ""),
+        "start_time": parse_timestamp(rec.get("StartTime")), "end_time": parse_timestamp(rec.get("EndTime")),
+        "nodes": nodes, "nodelist": nodelist, "node_cnt": int_or_none(rec.get("NodeCnt")) or len(nodes),
+        "core_cnt": int_or_none(rec.get("CoreCnt")) or 0,
+        "partition": unset_to_empty(rec.get("PartitionName")),
+        "flags": split("Flags"), "flags_text": unset_to_empty(rec.get("Flags")),
+        "users": split("Users"), "accounts": split("Accounts"), "groups": split("Groups"),
+    }
 
 
 def parse_duration(text):
@@ -178,7 +296,7 @@ SQUEUE_FIELDS = (
     ("partition", "%P"), ("name", "%j"), ("user", "%u"), ("state", "%T"), ("reason", "%r"),
     ("run_time", "%M"), ("time_limit", "%l"), ("num_nodes", "%D"), ("num_cpus", "%C"),
     ("nodelist", "%N"), ("submit_time", "%V"), ("start_time", "%S"), ("account", "%a"),
-    ("qos", "%q"), ("workdir", "%Z"), ("priority", "%Q"),
+    ("qos", "%q"), ("workdir", "%Z"), ("priority", "%Q"), ("reservation", "%v"),
 )
 SQUEUE_FORMAT = SEP.join(code for _, code in SQUEUE_FIELDS)
 
@@ -219,6 +337,7 @@ def squeue_job(row):
         "start_estimated": state == "PENDING",
         "account": unset_to_empty(raw["account"]), "qos": unset_to_empty(raw["qos"]),
         "workdir": raw["workdir"], "priority": int_or_none(raw["priority"]) or 0,
+        "reservation": unset_to_empty(raw["reservation"]),
     }
 
 
@@ -249,6 +368,7 @@ def scontrol_job(rec):
         "num_nodes": int_or_none(rec.get("NumNodes")) or 0,
         "num_cpus": int_or_none(rec.get("NumCPUs")) or 0,
         "workdir": rec.get("WorkDir", ""), "command": unset_to_empty(rec.get("Command")),
+        "reservation": unset_to_empty(rec.get("Reservation")),
         "stdout_file": stdout, "stderr_file": stderr or stdout,
     }
 

@@ -1,17 +1,21 @@
-"""Live ipywidgets dashboards of the queue: :class:`QueueDashboard` and :class:`NodeDashboard`.
+"""Live ipywidgets dashboards of the queue: :class:`QueueDashboard`, :class:`NodeDashboard`,
+:class:`UsageView` (usage and fairshare over time) and :class:`ReservationList`.
 
-Both refresh from a daemon thread (never blocking the kernel) with exactly
+All refresh from a daemon thread (never blocking the kernel) with exactly
 one backend query per interval (``squeue`` for the queue, ``nodes`` for the
-nodes), stop when the widget is closed (or :meth:`close`/:meth:`stop` is
-called), and keep polling while the controller does not answer, saying
-``reconnecting...`` in their status line.
+nodes, ``shares`` for usage, ``reservations`` for reservations), stop when
+the widget is closed (or :meth:`close`/:meth:`stop` is called), and keep
+polling while the controller does not answer, saying ``reconnecting...`` in
+their status line.
 
 The widgets' values are the state a test (or a curious user) can read:
 ``QueueDashboard.rows`` maps a job id to a :class:`JobRow` whose ``state``,
 ``reason`` and ``start`` labels and ``cancel``/``hold``/``release`` buttons
 are ipywidgets; ``NodeDashboard.rows`` maps a node name to a
 :class:`NodeRow` with ``cpu``/``mem``/``gpu`` progress bars and a ``jobs``
-label. ``refresh()`` runs one poll synchronously.
+label; ``UsageView.rows`` are the share dicts shown, ``UsageView.samples``
+their history and ``ReservationList.reservations`` maps a name to its
+reservation dict. ``refresh()`` runs one poll synchronously.
 
 ipywidgets is imported when a dashboard is created, not on import.
 """
@@ -22,76 +26,16 @@ import os
 import threading
 import time
 
-from .backend import ControllerDown, QueueError, select_backend
+from .backend import QueueError
+from .poller import Poller as _Poller
+from .reasons import REASONS, SUSPENDED, explain_reason
 from .slurm_text import state_word
+from .usage_view import USAGE_METRICS, ReservationList, UsageView, share_key, subtree, usage_svg, usage_table_html
 
-#: Pending reason -> (plain words, what to do). ``{...}`` are filled from the job and its partition.
-REASONS = {
-    "None": ("waiting for the scheduler's next pass", "nothing: it is considered within seconds"),
-    "Priority": ("waiting behind jobs with higher priority in this partition",
-                 "wait, or ask for fewer resources or a shorter time so it can backfill"),
-    "Resources": ("waiting for resources: the nodes it can use are busy",
-                  "wait for running jobs to end, or ask for fewer CPUs/memory/GPUs"),
-    "JobHeldUser": ("held by you", "press Release (or %scontrol release {job_id}) to let it start"),
-    "JobHeldAdmin": ("held by an administrator", "ask the administrators why"),
-    "Dependency": ("waiting for the jobs it depends on to finish", "nothing: it starts when they end"),
-    "DependencyNeverSatisfied": ("it depends on a job that failed, so it will never start",
-                                 "cancel it and resubmit without that dependency"),
-    "BeginTime": ("waiting for its requested start time", "nothing: it becomes eligible then"),
-    "PartitionTimeLimit": ("its time limit ({limit}) is longer than partition {partition} allows "
-                           "({max_time}), so it will never start",
-                           "cancel it and resubmit with --time {max_time} or less, or use another partition"),
-    "PartitionNodeLimit": ("it asks for more nodes than partition {partition} allows, so it will never start",
-                           "cancel it and resubmit with fewer nodes"),
-    "PartitionDown": ("partition {partition} is down", "wait for the administrators, or use another partition"),
-    "PartitionInactive": ("partition {partition} is inactive", "use another partition"),
-    "ReqNodeNotAvail": ("the nodes it needs are unavailable (down, drained or reserved)",
-                        "wait, or resubmit without --nodelist/--constraint"),
-    "NodeDown": ("a node it needs is down", "wait, or resubmit without that node"),
-    "Reservation": ("waiting for its reservation to start", "nothing: it starts with the reservation"),
-    "JobArrayTaskLimit": ("waiting for other tasks of its array to finish", "nothing"),
-    "QOSMaxJobsPerUserLimit": ("you already run as many jobs as your QOS allows",
-                               "wait for your other jobs to end"),
-    "AssocMaxJobsLimit": ("your account already runs as many jobs as it may", "wait for other jobs to end"),
-    "AssocMaxWallDurationPerJobLimit": ("its time limit ({limit}) is longer than your association allows, "
-                                        "so it will never start",
-                                        "cancel it and resubmit with a shorter --time"),
-    "QOSMaxWallDurationPerJobLimit": ("its time limit ({limit}) is longer than its QOS allows, "
-                                      "so it will never start", "cancel it and resubmit with a shorter --time"),
-    "AssocGrpCpuLimit": ("your account's group already uses all the CPUs it may", "wait"),
-    "AssocGrpMemLimit": ("your account's group already uses all the memory it may", "wait"),
-    "AssocGrpGRES": ("your account's group already uses all the GPUs it may", "wait"),
-    "QOSMaxMemoryPerUser": ("you already use as much memory as your QOS allows", "wait for your other jobs to end"),
-    "QOSMaxGRESPerUser": ("you already use as many GPUs as your QOS allows", "wait for your other jobs to end"),
-    "AccountNotAllowed": ("partition {partition} does not admit its account, so it will never start",
-                          "cancel it and resubmit with another -A or partition"),
-    "QOSNotAllowed": ("partition {partition} does not admit its QOS, so it will never start",
-                      "cancel it and resubmit with another --qos or partition"),
-    "BadConstraints": ("no node matches its constraints, so it will never start",
-                       "cancel it and resubmit with other --constraint/--gres"),
-}
-
-
-def _minutes(value):
-    if value is None or value == "" or (isinstance(value, (int, float)) and value < 0):
-        return "no limit"
-    try:
-        m = int(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return f"{m // 60}:{m % 60:02d}:00" if m >= 60 else f"{m} min"
-
-
-def explain_reason(job, partitions=None):
-    """``(plain words, what to do)`` for a pending job; ``("", "")`` for any other."""
-    if state_word(job.get("state")) != "PENDING":
-        return "", ""
-    reason = job.get("reason") or "None"
-    words, todo = REASONS.get(reason, (f"waiting ({reason})", "see %scontrol show job {job_id}"))
-    part = (partitions or {}).get(job.get("partition")) or {}
-    fields = {"job_id": job.get("job_id"), "partition": job.get("partition") or "?",
-              "limit": _minutes(job.get("time_limit")), "max_time": _minutes(part.get("max_time"))}
-    return words.format(**fields), todo.format(**fields)
+#: The dashboards, and (from their own modules) the usage view, the reservation list and the reasons.
+__all__ = ["QueueDashboard", "NodeDashboard", "JobRow", "NodeRow", "UsageView", "ReservationList",
+           "explain_reason", "start_text", "node_state_text", "gpu_count", "REASONS", "SUSPENDED",
+           "USAGE_METRICS", "share_key", "subtree", "usage_svg", "usage_table_html"]
 
 
 def start_text(job, now=None):
@@ -111,75 +55,6 @@ def _me():
         return getpass.getuser()
     except Exception:  # noqa: BLE001
         return os.environ.get("USER", "")
-
-
-class _Poller:
-    """A daemon thread calling ``refresh()`` every *interval* seconds until stopped or closed."""
-
-    def _init_poller(self, backend, interval, start):
-        self.backend = backend or select_backend()
-        self.interval = interval
-        self.queries = 0
-        self.refreshes = 0
-        self.error = None
-        self._stop = threading.Event()
-        self._lock = threading.RLock()
-        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
-        if start:
-            self.start()
-
-    def start(self):
-        if not self._thread.is_alive() and not self._stop.is_set():
-            self._thread.start()
-        return self
-
-    def stop(self):
-        """Stop refreshing (the widget stays shown with its last values)."""
-        self._stop.set()
-
-    def close(self):
-        """Stop refreshing and close the widgets."""
-        self.stop()
-        self.widget.close()
-
-    @property
-    def polling(self):
-        return self._thread.is_alive()
-
-    def _closed(self):
-        return self._stop.is_set() or getattr(self.widget, "comm", True) is None
-
-    def _run(self):
-        while not self._closed():
-            try:
-                self.refresh()
-            except Exception as e:  # noqa: BLE001 - the thread must survive anything
-                self.status.value = f"error: {e}"
-            if self._stop.wait(self.interval):
-                break
-
-    def refresh(self):
-        """One query, then the widgets follow it; returns True if the queue answered."""
-        with self._lock:
-            self.queries += 1
-            try:
-                data = self._query()
-            except ControllerDown:
-                self.error = "reconnecting"
-                self.status.value = "reconnecting... (the queue controller does not answer)"
-                return False
-            except QueueError as e:
-                self.error = str(e)
-                self.status.value = f"error: {e}"
-                return False
-            self.error = None
-            self.refreshes += 1
-            self._apply(data)
-            self.status.value = f"updated {time.strftime('%H:%M:%S')}"
-            return True
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
 
 # -- queue ---------------------------------------------------------------------------------------
@@ -228,7 +103,8 @@ class JobRow:
             self.reason.value = (f"{html.escape(self.reason_text)}"
                                  f"<br><i>What to do: {html.escape(self.todo_text)}</i>")
         elif state == "RUNNING" and job.get("nodelist"):
-            self.reason.value = f"on {html.escape(str(job['nodelist']))}"
+            inside = f" in reservation {job['reservation']}" if job.get("reservation") else ""
+            self.reason.value = html.escape(f"on {job['nodelist']}{inside}")
         else:
             self.reason.value = ""
         held = state == "PENDING" and (job.get("reason") or "").startswith("JobHeld")
@@ -403,7 +279,7 @@ class NodeRow:
         label.value = f"{used}/{total}{unit}"
 
     def update(self, node):
-        self.state.value = str(node.get("state") or "").lower()
+        self.state.value = node_state_text(node)
         self._bar(self.cpu, self.cpu_label, node.get("alloc_cpus"), node.get("cpus"))
         self._bar(self.mem, self.mem_label, node.get("alloc_memory"), node.get("real_memory"), " MB")
         self._bar(self.gpu, self.gpu_label, node.get("alloc_gpus"), gpu_count(node.get("gres")))
@@ -416,6 +292,17 @@ class NodeRow:
 
     def close(self):
         self.box.close()
+
+
+def node_state_text(node):
+    """The node's state in lower case, with ``reserved``/``maint`` when it is in an active reservation."""
+    state = str(node.get("state") or "").lower()
+    flags = [str(f).upper() for f in node.get("state_flags") or []]
+    if "MAINT" in flags:
+        return f"{state} (maint)"
+    if "RESERVED" in flags:
+        return f"{state} (reserved)"
+    return state
 
 
 def gpu_count(gres):
@@ -462,7 +349,9 @@ class NodeDashboard(_Poller):
         self.table.children = tuple(row.box for row in keep.values())
         cpus = sum(int(n.get("cpus") or 0) for n in self.nodes)
         used = sum(int(n.get("alloc_cpus") or 0) for n in self.nodes)
-        self.summary.value = f"{len(self.nodes)} nodes, {used}/{cpus} CPUs allocated"
+        reserved = sum(1 for n in self.nodes if {"RESERVED", "MAINT"} & set(n.get("state_flags") or []))
+        self.summary.value = (f"{len(self.nodes)} nodes, {used}/{cpus} CPUs allocated"
+                              + (f", {reserved} in an active reservation" if reserved else ""))
 
 
 def _natural(name):
