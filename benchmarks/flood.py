@@ -238,7 +238,16 @@ def ms(seconds):
     return f"{seconds * 1000:.1f} ms"
 
 
-def run(rate=100.0, seconds=60.0, via="client", max_submit=20, max_jobs=4, job_seconds=2, baseline=10.0):
+def queue_background(cluster, count, chunk=500):
+    """``count`` held jobs of the observing user: a cluster with a queue, not an empty one."""
+    from .harness import submission
+    client = cluster.client()
+    for start in range(0, count, chunk):
+        client.submit_many([submission(hold=True) for _ in range(min(chunk, count - start))])
+
+
+def run(rate=100.0, seconds=60.0, via="client", max_submit=20, max_jobs=4, job_seconds=2, baseline=10.0,
+        background=0):
     with FloodUser() as fuser, BenchCluster(FLOOD_CONF) as c:
         os.chmod(c.home, 0o755)
         user = fuser.name or os.environ.get("USER") or "root"
@@ -246,6 +255,7 @@ def run(rate=100.0, seconds=60.0, via="client", max_submit=20, max_jobs=4, job_s
             import pwd
             user = pwd.getpwuid(os.getuid()).pw_name
         setup_limits(c, user, max_submit, max_jobs)
+        queue_background(c, background)
         quiet = sample_squeue(c, user, baseline)
         sampler = SqueueSampler(c, user)
         sampler.start()
@@ -254,7 +264,7 @@ def run(rate=100.0, seconds=60.0, via="client", max_submit=20, max_jobs=4, job_s
         sampler.join()
         records = flooder_records(c, user)
         return {"user": fuser.name, "via": via, "rate": rate, "seconds": seconds, "max_submit": max_submit,
-                "max_jobs": max_jobs, "quiet": quiet.latencies, "loaded": sampler.latencies,
+                "max_jobs": max_jobs, "background": background, "quiet": quiet.latencies, "loaded": sampler.latencies,
                 "quiet_api": quiet.api_latencies, "loaded_api": sampler.api_latencies,
                 "squeue_errors": quiet.errors + sampler.errors, "max_running": sampler.max_running,
                 "records": records, **flood}
@@ -269,10 +279,12 @@ def main(args=()):
     p.add_argument("--max-submit", type=int, default=20, help="the flooder's MaxSubmitJobs (20)")
     p.add_argument("--max-jobs", type=int, default=4, help="the flooder's MaxJobs (4)")
     p.add_argument("--job-seconds", type=int, default=2, help="each flood job sleeps this long (2)")
+    p.add_argument("--background", type=int, default=0,
+                   help="held jobs of the observing user queued before the flood (0)")
     opts = p.parse_args(list(args))
     seconds = opts.seconds or (10.0 if opts.quick else 60.0)
     res = run(opts.rate, seconds, opts.via, opts.max_submit, opts.max_jobs, opts.job_seconds,
-              baseline=5.0 if opts.quick else 10.0)
+              baseline=5.0 if opts.quick else 10.0, background=opts.background)
     rejected = sum(res["rejections"].values())
     policy = res["rejections"].get(POLICY_TEXT, 0)
     quiet, loaded = res["quiet"], res["loaded"]
@@ -309,7 +321,7 @@ def main(args=()):
         ("squeue errors", str(res["squeue_errors"]), "0", res["squeue_errors"] == 0),
     ]
     print_table(f"Flood: {res['rate']:.0f} submits/s for {res['seconds']:.0f} s via {res['via']}, {mode}, "
-                f"MaxSubmitJobs={res['max_submit']} MaxJobs={res['max_jobs']} "
+                f"MaxSubmitJobs={res['max_submit']} MaxJobs={res['max_jobs']}, {res['background']} other jobs queued "
                 f"(load average {os.getloadavg()[0]:.2f})", rows)
     others = {t: n for t, n in res["rejections"].items() if t != POLICY_TEXT}
     if others:
