@@ -39,6 +39,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import resource
 import threading
 import time
 import uuid
@@ -153,6 +154,7 @@ class SqueueSampler(threading.Thread):
         super().__init__(daemon=True)
         self.cluster, self.flooder, self.interval = cluster, flooder, interval
         self.latencies, self.api_latencies, self.max_running, self.errors = [], [], 0, 0
+        self.cpu = []  # the squeue process's own CPU time (user + sys): wall time minus this is waiting
         self.fields = squeue_default_fields()
         self.stop = threading.Event()
 
@@ -161,10 +163,13 @@ class SqueueSampler(threading.Thread):
         next_at = time.monotonic()
         while not self.stop.is_set():
             t0 = time.monotonic()
-            r = subprocess.run([os.path.join(BIN, "squeue")], env=self.cluster.env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen([os.path.join(BIN, "squeue")], env=self.cluster.env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            _, status, usage = os.wait4(proc.pid, 0)
             self.latencies.append(time.monotonic() - t0)
-            self.errors += r.returncode != 0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            self.cpu.append(usage.ru_utime + usage.ru_stime)
+            self.errors += proc.returncode != 0
             from batch_backend.client import Client
             t0 = time.monotonic()
             with Client(self.cluster.socket) as fresh:
@@ -194,14 +199,41 @@ def setup_limits(cluster, user, max_submit, max_jobs):
     sacctmgr("add", "user", user, f"account={ACCOUNT}")
 
 
+def process_cpu_seconds(pid):
+    """user + system CPU seconds a process used so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def controller_pid(cluster):
+    with open(os.path.join(cluster.home, "run", "controller.pid")) as f:
+        return int(f.read().strip())
+
+
+def noded_pids(cluster):
+    run_dir = os.path.join(cluster.home, "run")
+    pids = []
+    for name in os.listdir(run_dir):
+        if name.startswith("noded-") and name.endswith(".pid"):
+            with open(os.path.join(run_dir, name)) as f:
+                pids.append(int(f.read().strip()))
+    return pids
+
+
+
+
 def flood_client(cluster, fuser, rate, seconds, job_seconds):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run([USER_PYTHON if fuser.name else sys.executable, "-c", CLIENT_FLOODER, cluster.socket,
                         str(rate), str(seconds), ACCOUNT, str(job_seconds)],
                        env=fuser.env(cluster.env), cwd="/tmp", capture_output=True, text=True,
                        preexec_fn=fuser.preexec())
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         raise RuntimeError(f"flooder failed: {r.stderr.strip()[-2000:]}")
-    return json.loads(r.stdout)
+    # RUSAGE_CHILDREN: the squeue children the sampler reaps meanwhile count too (they are timed apart)
+    return dict(json.loads(r.stdout), flooder_cpu=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime))
 
 
 def flood_sbatch(cluster, fuser, rate, seconds, job_seconds):
@@ -258,14 +290,23 @@ def run(rate=100.0, seconds=60.0, via="client", max_submit=20, max_jobs=4, job_s
         queue_background(c, background)
         quiet = sample_squeue(c, user, baseline)
         sampler = SqueueSampler(c, user)
+        pid = controller_pid(c)
+        nodeds = noded_pids(c)
+        cpu0, t0 = process_cpu_seconds(pid), time.monotonic()
+        noded0 = sum(process_cpu_seconds(p) for p in nodeds)
         sampler.start()
         flood = (flood_sbatch if via == "sbatch" else flood_client)(c, fuser, rate, seconds, job_seconds)
+        elapsed = time.monotonic() - t0
+        controller_cpu = (process_cpu_seconds(pid) - cpu0) / elapsed
+        noded_cpu = (sum(process_cpu_seconds(p) for p in nodeds) - noded0) / elapsed
         sampler.stop.set()
         sampler.join()
         records = flooder_records(c, user)
         return {"user": fuser.name, "via": via, "rate": rate, "seconds": seconds, "max_submit": max_submit,
                 "max_jobs": max_jobs, "background": background, "quiet": quiet.latencies, "loaded": sampler.latencies,
                 "quiet_api": quiet.api_latencies, "loaded_api": sampler.api_latencies,
+                "quiet_cpu": quiet.cpu, "loaded_cpu": sampler.cpu, "controller_cpu": controller_cpu,
+                "noded_cpu": noded_cpu, "flood_elapsed": elapsed,
                 "squeue_errors": quiet.errors + sampler.errors, "max_running": sampler.max_running,
                 "records": records, **flood}
 
@@ -302,6 +343,9 @@ def main(args=()):
         ("accounting records == accepted", f"{res['records']}/{res['accepted']}", "equal",
          res["records"] == res["accepted"]),
     ]
+    if res.get("flooder_cpu") is not None:
+        share = (res["flooder_cpu"] - sum(res["loaded_cpu"])) / res["flood_elapsed"]
+        rows.append(("flooder process CPU", f"{share * 100:.0f}% of a core", "", None))
     if res["latencies"]:
         rows.append(("flooder submit latency p50/p99", f"{ms(percentile(res['latencies'], 50))}/"
                      f"{ms(percentile(res['latencies'], 99))}", "", None))
@@ -309,9 +353,11 @@ def main(args=()):
         (f"squeue quiet p50/p95 (n={len(quiet)})", f"{ms(percentile(quiet, 50))}/{ms(percentile(quiet, 95))}", "",
          None),
         ("squeue quiet p99", ms(percentile(quiet, 99)), "", None),
+        ("squeue's own CPU time quiet p50", ms(percentile(res["quiet_cpu"], 50)), "", None),
         (f"squeue during flood p50/p95 (n={len(loaded)})",
          f"{ms(percentile(loaded, 50))}/{ms(percentile(loaded, 95))}", "", None),
         ("squeue during flood p99", ms(p99), "<= 100 ms", p99 <= 0.1),
+        ("squeue's own CPU time flood p50", ms(percentile(res["loaded_cpu"], 50)), "", None),
         ("squeue's API request quiet p50/p99",
          f"{ms(percentile(res['quiet_api'], 50))}/{ms(percentile(res['quiet_api'], 99))}", "", None),
         ("squeue's API request flood p50/p95",
@@ -319,6 +365,8 @@ def main(args=()):
         ("squeue's API request flood p99", ms(percentile(res['loaded_api'], 99)), "<= 100 ms",
          percentile(res['loaded_api'], 99) <= 0.1),
         ("squeue errors", str(res["squeue_errors"]), "0", res["squeue_errors"] == 0),
+        ("controller CPU during flood", f"{res['controller_cpu'] * 100:.0f}% of a core", "", None),
+        ("node daemons' CPU during flood", f"{res['noded_cpu'] * 100:.0f}% of a core", "", None),
     ]
     print_table(f"Flood: {res['rate']:.0f} submits/s for {res['seconds']:.0f} s via {res['via']}, {mode}, "
                 f"MaxSubmitJobs={res['max_submit']} MaxJobs={res['max_jobs']}, {res['background']} other jobs queued "
