@@ -68,8 +68,12 @@ def test_max_submit_refuses_exactly_the_extra_submission_and_others_do_not_count
     for _ in range(5):
         c.submit(held(), ROOT)  # another user's queue does not count against mallory
     mine = [c.submit(held(), MALLORY) for _ in range(3)]
+    passes, next_id = [], c.next_job_id
+    c.request_schedule = lambda: passes.append(1)
     with pytest.raises(BatchError, match=r"Job violates accounting/QOS policy \(job submit limit"):
         c.submit(held(), MALLORY)
+    assert passes == [] and c.next_job_id == next_id  # a refusal costs no pass and no job id
+    assert c.journal.query_jobs(job_ids=[next_id]) == []
     assert len(c.jobs) == 8 and index_matches(c)
     assert sorted(j["job_id"] for j in c.active_jobs("mallory")) == mine
     c.cancel([str(mine[0])], MALLORY)
