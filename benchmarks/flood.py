@@ -224,16 +224,13 @@ def noded_pids(cluster):
 
 
 def flood_client(cluster, fuser, rate, seconds, job_seconds):
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run([USER_PYTHON if fuser.name else sys.executable, "-c", CLIENT_FLOODER, cluster.socket,
                         str(rate), str(seconds), ACCOUNT, str(job_seconds)],
                        env=fuser.env(cluster.env), cwd="/tmp", capture_output=True, text=True,
                        preexec_fn=fuser.preexec())
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         raise RuntimeError(f"flooder failed: {r.stderr.strip()[-2000:]}")
-    # RUSAGE_CHILDREN: the squeue children the sampler reaps meanwhile count too (they are timed apart)
-    return dict(json.loads(r.stdout), flooder_cpu=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime))
+    return json.loads(r.stdout)
 
 
 def flood_sbatch(cluster, fuser, rate, seconds, job_seconds):
@@ -294,9 +291,13 @@ def run(rate=100.0, seconds=60.0, via="client", max_submit=20, max_jobs=4, job_s
         nodeds = noded_pids(c)
         cpu0, t0 = process_cpu_seconds(pid), time.monotonic()
         noded0 = sum(process_cpu_seconds(p) for p in nodeds)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         sampler.start()
         flood = (flood_sbatch if via == "sbatch" else flood_client)(c, fuser, rate, seconds, job_seconds)
         elapsed = time.monotonic() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # every reaped child: the flooder (with its sbatch processes) and the sampler's squeue runs
+        flood["flooder_cpu"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         controller_cpu = (process_cpu_seconds(pid) - cpu0) / elapsed
         noded_cpu = (sum(process_cpu_seconds(p) for p in nodeds) - noded0) / elapsed
         sampler.stop.set()
@@ -345,7 +346,7 @@ def main(args=()):
     ]
     if res.get("flooder_cpu") is not None:
         share = (res["flooder_cpu"] - sum(res["loaded_cpu"])) / res["flood_elapsed"]
-        rows.append(("flooder process CPU", f"{share * 100:.0f}% of a core", "", None))
+        rows.append(("flooder's CPU (sbatch processes included)", f"{share * 100:.0f}% of a core", "", None))
     if res["latencies"]:
         rows.append(("flooder submit latency p50/p99", f"{ms(percentile(res['latencies'], 50))}/"
                      f"{ms(percentile(res['latencies'], 99))}", "", None))
