@@ -28,15 +28,23 @@ Two ways to flood (``--via``):
   controller sees the same requests without the cost of starting Python 100
   times a second, so the figure measures the controller, not the machine.
 
+Reading the squeue figures: the command's wall time is a Python start-up
+(~35 ms of CPU for squeue itself) plus the controller's answer; on a machine
+whose cores are already busy, the start-up waits for a core and the wall time
+follows the machine's load, not the flood. The controller's part (the same
+``GET /v1/jobs`` timed on its own) and the CPU rows (controller, node daemons,
+flooder, squeue's own) tell the two apart.
+
 Usage: ``batchhub bench flood [--quick] [--via client|sbatch] [--rate N] [--seconds S]
-[--max-submit N] [--max-jobs N]``. ``--quick`` floods for 10 s.
+[--max-submit N] [--max-jobs N] [--job-seconds N] [--background N]``. ``--quick`` floods
+for 10 s; ``--background N`` first queues N held jobs of the observing user (a refused
+submission must stay cheap with a big queue).
 """
 
 import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import resource
@@ -257,7 +265,7 @@ def flood_sbatch(cluster, fuser, rate, seconds, job_seconds):
     return {"sent": n, "accepted": accepted, "rejections": texts, "elapsed": elapsed, "latencies": []}
 
 
-def flooder_records(cluster, user):
+def flooder_records(cluster):
     """The flooder's jobs in accounting (every job ever accepted), as sacct sees them."""
     r = cluster.run("sacct", "-n", "-P", "-X", "-a", "-A", ACCOUNT, "-S", "2000-01-01", "-o", "JobID")
     return len(r.stdout.split()) if r.returncode == 0 else -1
@@ -279,10 +287,8 @@ def run(rate=100.0, seconds=60.0, via="client", max_submit=20, max_jobs=4, job_s
         background=0):
     with FloodUser() as fuser, BenchCluster(FLOOD_CONF) as c:
         os.chmod(c.home, 0o755)
-        user = fuser.name or os.environ.get("USER") or "root"
-        if not fuser.name:
-            import pwd
-            user = pwd.getpwuid(os.getuid()).pw_name
+        import pwd
+        user = fuser.name or pwd.getpwuid(os.getuid()).pw_name
         setup_limits(c, user, max_submit, max_jobs)
         queue_background(c, background)
         quiet = sample_squeue(c, user, baseline)
@@ -302,7 +308,7 @@ def run(rate=100.0, seconds=60.0, via="client", max_submit=20, max_jobs=4, job_s
         noded_cpu = (sum(process_cpu_seconds(p) for p in nodeds) - noded0) / elapsed
         sampler.stop.set()
         sampler.join()
-        records = flooder_records(c, user)
+        records = flooder_records(c)
         return {"user": fuser.name, "via": via, "rate": rate, "seconds": seconds, "max_submit": max_submit,
                 "max_jobs": max_jobs, "background": background, "quiet": quiet.latencies, "loaded": sampler.latencies,
                 "quiet_api": quiet.api_latencies, "loaded_api": sampler.api_latencies,
@@ -346,7 +352,8 @@ def main(args=()):
     ]
     if res.get("flooder_cpu") is not None:
         share = (res["flooder_cpu"] - sum(res["loaded_cpu"])) / res["flood_elapsed"]
-        rows.append(("flooder's CPU (sbatch processes included)", f"{share * 100:.0f}% of a core", "", None))
+        label = "flooder's CPU" + (" (its sbatch processes included)" if res["via"] == "sbatch" else "")
+        rows.append((label, f"{share * 100:.0f}% of a core", "", None))
     if res["latencies"]:
         rows.append(("flooder submit latency p50/p99", f"{ms(percentile(res['latencies'], 50))}/"
                      f"{ms(percentile(res['latencies'], 99))}", "", None))
