@@ -121,8 +121,15 @@ class FloodUser:
         return self
 
     def __exit__(self, *exc):
-        if self.name:
-            subprocess.run(["userdel", self.name], capture_output=True)
+        if not self.name:
+            return
+        # the user's last jobs may still be exiting after the cluster went down: userdel
+        # refuses a user with processes, so wait a little, then remove it anyway
+        for _ in range(50):
+            if subprocess.run(["userdel", self.name], capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        subprocess.run(["userdel", "-f", self.name], capture_output=True)
 
     def preexec(self):
         if self.name is None:
