@@ -420,7 +420,7 @@ def main(argv=None):
     p.set_defaults(func=cmd_config)
     p = sub.add_parser("bench", help="run a benchmark suite and print a table")
     p.add_argument("suite", choices=["core", "parallel", "hub", "sched", "memory", "priority", "crash",
-                                     "restart"])
+                                     "restart", "flood"])
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("sim", help="replay a workload (SWF trace or Lublin-Feitelson model) through the "

@@ -4,7 +4,8 @@ import sys
 
 SUITES = {"core": "benchmarks.core", "parallel": "benchmarks.parallel", "hub": "benchmarks.hub",
           "sched": "benchmarks.sched_sim", "memory": "benchmarks.controller_memory",
-          "priority": "benchmarks.priority_bench", "crash": "benchmarks.crash_load", "restart": "benchmarks.restart"}
+          "priority": "benchmarks.priority_bench", "crash": "benchmarks.crash_load", "restart": "benchmarks.restart",
+          "flood": "benchmarks.flood"}
 
 
 def main(suite, extra=()):

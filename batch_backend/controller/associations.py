@@ -232,8 +232,10 @@ class AssociationStore:
     def apply_to_job(self, job, sub, partition, active_jobs):
         """Fill in a new job's account and QOS and check them (Slurm's submit-time checks).
 
-        ``active_jobs()``: the pending and running job dicts (for MaxSubmitJobs; called only
-        when limits are enforced).
+        ``active_jobs(user=None)``: the pending and running job dicts, all of them or one
+        user's (for the submit limits; called only when limits are enforced and a submit
+        limit is set; the per-user limits ask for the user's own jobs only, so a flooding
+        user's refused submissions cost no scan of everyone's queue).
         Raises InvalidRequest with Slurm's texts; changes nothing else.
         """
         user = job["user"]
@@ -284,9 +286,10 @@ class AssociationStore:
         limit = self.effective(key, "max_submit") if key and q.get("max_submit_pu") is None else None
         grps = [(k, self.assocs[k]["grp_submit"]) for k in (self.chain(key) if key else [])
                 if self.assocs[k].get("grp_submit") is not None]
-        counted = limit is not None or grps or q.get("grp_submit") is not None or q.get("max_submit_pu") is not None
-        active_jobs = active_jobs() if counted else []  # one scan of the queue, only when a submit limit is set
-        mine = [j for j in active_jobs if j["user"] == job["user"]]
+        per_user = limit is not None or q.get("max_submit_pu") is not None
+        mine = active_jobs(job["user"]) if per_user else []
+        # the whole queue only for the group limits
+        active_jobs = active_jobs() if grps or q.get("grp_submit") is not None else []
         if key is not None:
             used = sum(tasks(j) for j in mine if self.find_assoc(j["account"], j["user"], j["partition"]) == key)
             if limit is not None and used + count > limit:

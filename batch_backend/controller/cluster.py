@@ -82,6 +82,9 @@ class Cluster:
             self.bf_interval = 1.0
         self.last_backfill = 0.0
         self.jobs = {}        # job_id -> job dict (active + recently finished)
+        # user -> {job_id: job} over self.jobs: submit limits count one user's jobs without
+        # scanning the whole queue (a flooding user's every refused submit would otherwise)
+        self.jobs_by_user = {}
         self.pending = {}     # job_id -> job dict, submit order
         self.order_dirty = False
         # Scripts and environments (payloads) and the jobs' JSON text are not kept in memory:
@@ -125,7 +128,7 @@ class Cluster:
         self.reservations.recover()
         for job in self.journal.load_live_jobs(now - self.min_job_age if self.min_job_age > 0 else 0):
             share_strings(job)
-            self.jobs[job["job_id"]] = job
+            self._remember(job)
             if job["state"] == "PENDING":
                 self.pending[job["job_id"]] = job
             elif job["state"] in ("RUNNING", "COMPLETING", "SUSPENDED"):
@@ -264,8 +267,7 @@ class Cluster:
         if job["dependency"]:
             validate_dependency(job["dependency"], self._lookup_any)
         self.reservations.check_job(job)
-        self.assoc.apply_to_job(job, sub, self.partitions[job["partition"]],
-                                lambda: [j for j in self.jobs.values() if j["state"] in ACTIVE_STATES])
+        self.assoc.apply_to_job(job, sub, self.partitions[job["partition"]], self.active_jobs)
         if sub.get("test_only"):
             return None
         if job["dependency"]:
@@ -288,7 +290,7 @@ class Cluster:
                 self.journal.save_submit_token(token, job["job_id"])
             self.journal.set_next_job_id(job["job_id"] + 1)
         self.next_job_id = job["job_id"] + 1
-        self.jobs[job["job_id"]] = job
+        self._remember(job)
         self.pending[job["job_id"]] = job
         self.stats["submitted"] += 1
         job_event("submit", job, UserId=f"{job['user']}({job['uid']})", Partition=job["partition"],
@@ -318,6 +320,16 @@ class Cluster:
                 except BatchError as e:
                     results.append({"error": {"code": e.code, "message": e.message}})
         return results
+
+    def _remember(self, job):
+        """Keep a job in memory (``self.jobs``) and in its user's index."""
+        self.jobs[job["job_id"]] = job
+        self.jobs_by_user.setdefault(job["user"], {})[job["job_id"]] = job
+
+    def active_jobs(self, user=None):
+        """Pending and running jobs (dicts), of one user when ``user`` is given (from the index)."""
+        jobs = self.jobs.values() if user is None else self.jobs_by_user.get(user, {}).values()
+        return [j for j in jobs if j["state"] in ACTIVE_STATES]
 
     def _pending_before_last(self):
         it = reversed(self.pending.values())
@@ -469,7 +481,7 @@ class Cluster:
                 job["array_pending"] = job["array_pending"][1:]
                 job["array_spec"] = format_array_pending(job["array_pending"], job.get("array_max_running"))
                 job["display_id"] = f"{job['job_id']}_[{job['array_spec']}]"
-                self.jobs[task["job_id"]] = task
+                self._remember(task)
                 changed.append(job)
             task["array_task_id"] = index
             task["display_id"] = f"{job['array_job_id']}_{index}"
@@ -931,8 +943,8 @@ class Cluster:
         probe = dict(job)
         sub = {"account": fields.get("account", job["account"]), "qos": fields.get("qos", job["qos"]),
                "time_limit": job["time_limit"]}
-        self.assoc.apply_to_job(probe, sub, self.partitions[job["partition"]], lambda: [
-            j for j in self.jobs.values() if j["state"] in ACTIVE_STATES and j is not job])
+        self.assoc.apply_to_job(probe, sub, self.partitions[job["partition"]], lambda user=None: [
+            j for j in self.active_jobs(user) if j is not job])
         job["account"], job["qos"] = probe["account"], probe["qos"]
 
     # -- nodes -------------------------------------------------------------------------------
@@ -1210,7 +1222,12 @@ class Cluster:
         doomed = [j for j, job in self.jobs.items()
                   if job["state"] in FINAL_STATES and (job.get("end_time") or 0) < cutoff]
         for job_id in doomed:
-            del self.jobs[job_id]
+            job = self.jobs.pop(job_id)
+            mine = self.jobs_by_user.get(job["user"])
+            if mine is not None:
+                mine.pop(job_id, None)
+                if not mine:
+                    del self.jobs_by_user[job["user"]]
         if doomed:
             log.debug("purged %d finished jobs from memory (MinJobAge=%g)", len(doomed), self.min_job_age)
         return len(doomed)

@@ -151,6 +151,11 @@ def test_submit_fills_in_default_account_qos_and_max_wall(store):
     assert (job["account"], job["qos"], job["time_limit"]) == ("physics", "high", 30)
 
 
+def active_of(jobs):
+    """An ``active_jobs(user=None)`` callable over a fixed list, as the controller gives."""
+    return lambda user=None: [j for j in jobs if user is None or j["user"] == user]
+
+
 def test_submit_limits_count_pending_and_running_jobs(store):
     from batch_backend.controller.associations import POLICY_VIOLATION
     add(store, "qos", ["small"], grp_submit=2)
@@ -159,12 +164,30 @@ def test_submit_limits_count_pending_and_running_jobs(store):
     active = [{"user": "ana", "account": "physics", "partition": "debug", "qos": "small", "array_pending": None}] * 2
     job, sub = _job(store, user="ana", qos="small")
     with pytest.raises(BatchError, match=POLICY_VIOLATION.replace("(", r"\(").replace(")", r"\)")):
-        store.apply_to_job(job, sub, PART, lambda: active)
+        store.apply_to_job(job, sub, PART, active_of(active))
     job, sub = _job(store, user="ana")
-    store.apply_to_job(job, sub, PART, lambda: active)  # QOS normal: only MaxSubmitJobs=3 counts
+    store.apply_to_job(job, sub, PART, active_of(active))  # QOS normal: only MaxSubmitJobs=3 counts
     active = active + [dict(active[0], qos="normal")]
     with pytest.raises(BatchError):
-        store.apply_to_job(*_job(store, user="ana"), PART, lambda: active)
+        store.apply_to_job(*_job(store, user="ana"), PART, active_of(active))
+
+
+def test_max_submit_counts_only_the_users_own_jobs_grp_submit_everyones(store):
+    add(store, "account", ["physics"], max_submit=2)
+    add(store, "user", ["ana", "bob"], accounts=["physics"])
+    bobs = [{"user": "bob", "account": "physics", "partition": "debug", "qos": "normal", "array_pending": None}] * 2
+    asked = []
+
+    def active(user=None):
+        asked.append(user)
+        return active_of(bobs)(user)
+    store.apply_to_job(*_job(store, user="ana"), PART, active)  # bob's two jobs are not ana's
+    assert asked == ["ana"]  # a per-user limit never asks for the whole queue
+    add(store, "account", ["chem"], grp_submit=2)
+    add(store, "user", ["ana", "bob"], accounts=["chem"])
+    bobs = [dict(j, account="chem") for j in bobs]
+    with pytest.raises(BatchError):
+        store.apply_to_job(*_job(store, account="chem", user="ana"), PART, active_of(bobs))
 
 
 def test_associations_and_qos_in_use_by_active_jobs_cannot_be_deleted(store):
