@@ -49,7 +49,7 @@ import time as _time
 from dataclasses import dataclass, field
 
 from ..timespec import parse_time_limit
-from .placement import gpu_count
+from .limits import requested_tres
 
 _RESET_PERIODS = ("NONE", "NOW", "DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY")
 
@@ -206,15 +206,7 @@ def job_size_factor(job, total_nodes, total_cpus, favor_small):
     return _clip(f)
 
 
-def job_tres(job):
-    """The TRES a pending job asks for: cpu, mem (MB), node, gres/gpu."""
-    nodes = job.get("num_nodes_req") or 1
-    cpus = job.get("num_tasks", 1) * job.get("cpus_per_task", 1)
-    if job.get("mem_per_cpu"):
-        mem = job["mem_per_cpu"] * cpus
-    else:
-        mem = (job.get("mem_per_node") or 0) * nodes
-    return {"cpu": cpus, "mem": mem, "node": nodes, "gres/gpu": gpu_count(job.get("gres")) * nodes}
+job_tres = requested_tres  # the TRES a pending job asks for (the limits' own count)
 
 
 def _ratio(value, maximum):

@@ -25,7 +25,7 @@ cover the cores; Slurm can reserve single cores).
 import datetime as _dt
 import math
 
-from .fifo import SetReason, Start, ineligible_reason, job_task_ids
+from .fifo import SetReason, Start, _start_what_fits, ineligible_reason, job_task_ids
 from .placement import place
 
 #: flags users may set, in Slurm's display order (reservation_flags_string)
@@ -301,20 +301,7 @@ def schedule_reserved(state, now, reservations, jobs):
                     n for n in partition["nodes"] if n in state.nodes and n not in busy and n not in names]
             views = [state.nodes[n] for n in names if state.nodes[n].usable]
             count = len(job_task_ids(job)) if job.get("array_spec") else 1
-            started = 0
-            while started < count:
-                limit = job.get("array_max_running")
-                if limit and state.running_array_tasks.get(job["job_id"], 0) >= limit:
-                    break
-                alloc = place(job, views, expand_hostlist=state.expand_hostlist)
-                if alloc is None:
-                    break
-                alloc.apply(state.nodes)
-                decisions.append(Start(job["job_id"], alloc))
-                started += 1
-                if job.get("array_spec"):
-                    state.running_array_tasks[job["job_id"]] = state.running_array_tasks.get(job["job_id"], 0) + 1
-            if started == count:
+            if _start_what_fits(job, views, state, decisions) == count:
                 continue
             reason = ineligible_reason(job, partition, now, state) or "Resources"
         if job.get("reason") != reason:
