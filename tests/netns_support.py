@@ -268,12 +268,11 @@ class NetnsCluster:
         return parse_scontrol(r.stdout)
 
     def state(self, job_id):
+        """The state of the job's current run (sacct lists a requeued job's earlier runs first)."""
         r = self.run("sacct", "-P", "-n", "-X", "-j", str(job_id), "-o", "JobID,State")
-        for line in r.stdout.splitlines():
-            jid, _, state = line.partition("|")
-            if jid == str(job_id):
-                return state.split()[0]
-        return None
+        states = [state.split()[0] for jid, _, state in (line.partition("|") for line in r.stdout.splitlines())
+                  if jid == str(job_id)]
+        return states[-1] if states else None
 
     def wait_state(self, job_id, states, timeout=30):
         states = {states} if isinstance(states, str) else set(states)

@@ -189,7 +189,10 @@ class BatchJobRunner:
         self.start_time = None
         self.end_event = None
         self.tag = f"{node_name}:{self.job_id}:{secrets.token_hex(6)}"
-        self.job_dir = os.path.join(spool_dir, f"job{self.job_id}")
+        # One directory per run: a requeued job may start here again while the cleanup of
+        # its stale earlier run (a node back from a partition) is still removing that one's.
+        restarts = int(launch.get("restarts") or 0)
+        self.job_dir = os.path.join(spool_dir, f"job{self.job_id}" + (f".{restarts}" if restarts else ""))
         self._started = False
         self._cancel_requested = False
         self._cause = None  # 'cancel' | 'timeout' | 'oom' once we start ending the job

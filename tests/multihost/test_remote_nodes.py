@@ -124,7 +124,7 @@ def test_requeued_job_back_on_its_returning_node_runs_once(netns_cluster):
             assert c.job(job)["JobState"] == "PENDING"  # requeued; no other node has room
         finally:
             c.restore("n2")
-        assert c.wait_state(job, ("COMPLETED", "FAILED"), timeout=40) == "COMPLETED"
+        assert c.wait_state(job, ("COMPLETED", "FAILED"), timeout=40) == "COMPLETED", c.log_tail("ctl") + c.log_tail("n2")
         assert not c.processes("n2", marker)
         with open(out) as f:
             assert f.read() == "run 0 on n2\nrun 1 on n2\ndone\n"
