@@ -83,16 +83,17 @@ def busy_cluster(n_nodes, n_pending, *, cpus=32, mem=128000, seed=7, now=100000.
 
 def time_pass(policy, n_nodes, n_pending, repeats=3, queue="mixed"):
     views, parts, pending, running, now = busy_cluster(n_nodes, n_pending, queue=queue)
-    times, decisions = [], []
+    times, cpu_times, decisions = [], [], []
     for _ in range(repeats):
         state = backfill.BackfillState(nodes=copy.deepcopy(views), partitions=parts, pending=pending,
                                        running=running)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         decisions = policy(state, now)
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
     estimates = sum(isinstance(d, backfill.Estimate) for d in decisions)
     starts = sum(isinstance(d, fifo.Start) for d in decisions)
-    return statistics.median(times), estimates, starts
+    return statistics.median(times), statistics.median(cpu_times), estimates, starts
 
 
 def bench_passes(quick):
@@ -101,11 +102,14 @@ def bench_passes(quick):
         target = 0.1 if n_nodes <= 128 else 1.0
         for queue in ("typical", "mixed"):
             for name, policy in (("fifo", fifo.schedule), ("backfill", backfill.schedule)):
-                dt, est, starts = time_pass(policy, n_nodes, 10000, repeats=1 if quick else 3, queue=queue)
+                dt, cpu, est, starts = time_pass(policy, n_nodes, 10000, repeats=1 if quick else 3, queue=queue)
                 ok = dt <= target if name == "backfill" else None
                 rows.append((f"{name}, 10,000 pending ({queue}), {n_nodes} busy nodes: {est} estimates",
-                             f"{dt * 1000:.1f} ms", f"<= {target * 1000:.0f} ms" if ok is not None else "", ok))
-    print_table("Scheduler pass (pure policy, one call)", rows)
+                             f"{dt * 1000:.1f} ({cpu * 1000:.0f}) ms",
+                             f"<= {target * 1000:.0f} ms" if ok is not None else "", ok))
+    # Other processes share this machine: wall time is judged, CPU time shows what load added.
+    print_table(f"Scheduler pass (pure policy, one call): wall (CPU) time, load average {os.getloadavg()[0]:.1f}",
+                rows)
 
 
 def bench_trace(quick):

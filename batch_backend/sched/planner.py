@@ -33,7 +33,7 @@ import heapq
 import math
 
 from .availability import INF, Profile
-from .placement import NodeView, features_match, place
+from .placement import Allocation, NodeView, features_match, place
 MAX_SAVED = 12  # sweep states kept per capacity key
 
 
@@ -72,7 +72,8 @@ class _Sweep:
         self.t = t
 
     def set_cap(self, name, cap, mins):
-        old = self.caps.get(name, 0)
+        caps = self.caps
+        old = caps.get(name, 0)
         if cap != old:
             self.total += cap - old
             hist = self.hist
@@ -88,10 +89,10 @@ class _Sweep:
                 hist[cap] = hist.get(cap, 0) + 1
             else:
                 self.count -= 1
-        self.caps[name] = cap
+        caps[name] = cap
         self.mins[name] = mins
-        self.serial += 1
-        self.version[name] = self.serial
+        self.serial = serial = self.serial + 1
+        self.version[name] = serial
 
     def top_fits(self, k, ntasks):
         """Do the ``k`` roomiest nodes hold ``ntasks`` tasks?"""
@@ -316,11 +317,14 @@ class Planner:
         expiry scan only looks for a later segment that would lower *this
         job's* capacity.
         """
-        prof = self.profiles.get(name) or self._profile(name)
+        prof = self.profiles.get(name)
+        if prof is None and self.indexed and name not in self.flat:
+            prof = self._profile(name)  # first use (flat nodes skip the call: the hot path)
         expiry = mins = None
         if prof is None:
             v = self.views[name]
-            mins = (v.free_cpus, v.free_memory, v.gpus - len(v.alloc_gpu_ids), v.busy_jobs)
+            mins = (v.cpus - v.alloc_cpus, v.real_memory - v.alloc_memory, v.gpus - len(v.alloc_gpu_ids),
+                    v.busy_jobs)
             cap = req.fit(*mins)
         else:
             times, cpus, mem, gpus, busy = prof.times, prof.cpus, prof.mem, prof.gpus, prof.busy
@@ -405,7 +409,8 @@ class Planner:
             views, dead, zero_from = self.views, [], self.zero_from
             end = self.round_up(now + req.duration)
             for name in elig.free_now:
-                if views[name].free_cpus <= 0:
+                v = views[name]
+                if v.cpus - v.alloc_cpus <= 0:  # free_cpus, without the property call
                     dead.append(name)
                     continue
                 if zero_from.get(name, INF) < end:
@@ -485,6 +490,8 @@ class Planner:
                         cut = i + 1
                         break
                 names = names[:cut]
+                if not (req.exclusive or req.gpus):
+                    return self._block_allocation(req, names, caps)
         views = []
         for name in names:
             v = self.views[name]
@@ -497,3 +504,33 @@ class Planner:
             views.append(NodeView(name, v.cpus, v.real_memory, v.gpus, v.features, v.cpus - cpus,
                                   v.real_memory - mem, gpu_ids, True, busy))
         return place(job, views, expand_hostlist=self.state.expand_hostlist)
+
+    @staticmethod
+    def _block_allocation(req, names, caps):
+        """What :func:`~.placement.place` returns for a plain job (no -N, -w, --exclusive, GPUs).
+
+        The fast path of :meth:`_place_at`, the simulator's hot spot: ``names``
+        are the first nodes with room in partition order, just enough of them,
+        and ``caps`` their capacities over the window (``req.fit``, which counts
+        tasks exactly as placement does), so placement's block layout is known
+        without building window views: one task on each, then each filled in
+        turn. Eligibility (features, --exclude) was applied when ``names`` were.
+        """
+        room = 0
+        for name in names:
+            room += caps[name]
+        if not names or room < req.ntasks:
+            return None
+        tasks = dict.fromkeys(names, 1)
+        left = req.ntasks - len(names)
+        for name in names:
+            if left <= 0:
+                break
+            more = min(caps[name] - 1, left)
+            tasks[name] += more
+            left -= more
+        c, mem_per_cpu, mem_per_node = req.cpus_per_task, req.mem_per_cpu, req.mem_per_node
+        cpus = {name: tasks[name] * c for name in names}
+        mem = {name: mem_per_cpu * n for name, n in cpus.items()} if mem_per_cpu else \
+            dict.fromkeys(names, mem_per_node)
+        return Allocation(list(names), tasks, cpus, mem, {name: [] for name in names})
