@@ -172,3 +172,51 @@ def parse_scontrol(text):
 def read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+# -- clusters other Unix users can reach, and throwaway users ------------------------------
+
+#: The system interpreter runs the CLI as other users: the venv's may live in root's 0700 home.
+USER_PYTHON = "/usr/bin/python3"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def shared_cluster(conf_text=TEST_CONF, prefix="batchhub-"):
+    """A running cluster in a directory other users can reach (pytest's tmp dirs are 0700).
+
+    A generator for module fixtures: ``yield from shared_cluster(CONF, "batchhub-x-")``.
+    """
+    import shutil
+    import tempfile
+    home = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(home, 0o755)
+    c = LiveCluster(home, conf_text)
+    os.chmod(c.workdir, 0o1777)
+    c.up()
+    try:
+        yield c
+    finally:
+        c.down()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def throwaway_users(suffixes, prefix="bh", random_len=6):
+    """Create Unix users ``<prefix><random hex><suffix>`` (as root), yield their names, delete them.
+
+    A generator for fixtures: ``yield from throwaway_users("ab")``.
+    """
+    import uuid
+    names = [f"{prefix}{uuid.uuid4().hex[:random_len]}{s}" for s in suffixes]
+    for n in names:
+        subprocess.run(["useradd", "-M", "-s", "/bin/sh", n], check=True)
+    try:
+        yield names
+    finally:
+        for n in names:
+            subprocess.run(["userdel", n], check=False)
+
+
+def as_user(cluster, user, command, *args):
+    """Run a CLI command as ``user`` with the system interpreter (see USER_PYTHON)."""
+    code = f"import sys; sys.path.insert(0, {REPO!r}); from batch_backend.cli.{command} import main; sys.exit(main())"
+    return cluster.run(USER_PYTHON, "-c", code, *args, user=user)

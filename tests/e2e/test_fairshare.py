@@ -7,18 +7,12 @@ controller, and the age factor grows while a job waits.
 """
 
 import os
-import shutil
-import subprocess
-import tempfile
 import time
-import uuid
 
 import pytest
 
-from cluster_support import LiveCluster
+from cluster_support import USER_PYTHON, as_user, shared_cluster, throwaway_users
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-USER_PYTHON = "/usr/bin/python3"
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="needs root to create throwaway Unix users")
 
@@ -41,31 +35,15 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=10 State=UP
 
 @pytest.fixture(scope="module")
 def users():
-    names = [f"fs{uuid.uuid4().hex[:5]}a", f"fs{uuid.uuid4().hex[:5]}b"]  # 8 chars: sprio cuts USER at 8
-    for n in names:
-        subprocess.run(["useradd", "-M", "-s", "/bin/sh", n], check=True)
-    yield names
-    for n in names:
-        subprocess.run(["userdel", n], check=False)
+    yield from throwaway_users("ab", prefix="fs", random_len=5)  # 8 chars: sprio cuts USER at 8
 
 
 @pytest.fixture(scope="module")
 def cluster(users):
     if not os.access(USER_PYTHON, os.X_OK):
         pytest.skip(f"{USER_PYTHON} is needed to run the CLI as another user")
-    home = tempfile.mkdtemp(prefix="batchhub-fair-")
-    os.chmod(home, 0o755)
-    c = LiveCluster(home, CONF)
-    os.chmod(c.workdir, 0o1777)
-    c.up()
-    yield c
-    c.down()
-    shutil.rmtree(home, ignore_errors=True)
+    yield from shared_cluster(CONF, "batchhub-fair-")
 
-
-def as_user(cluster, user, command, *args):
-    code = f"import sys; sys.path.insert(0, {REPO!r}); from batch_backend.cli.{command} import main; sys.exit(main())"
-    return cluster.run(USER_PYTHON, "-c", code, *args, user=user)
 
 
 def submit_as(cluster, user, *args):

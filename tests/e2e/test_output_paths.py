@@ -10,40 +10,28 @@ the path, and create or change nothing. Tested as a throwaway Unix user.
 
 import os
 import shutil
-import subprocess
 import tempfile
 import uuid
 
 import pytest
 
-from cluster_support import TEST_CONF, LiveCluster
+from cluster_support import REPO, TEST_CONF, USER_PYTHON, shared_cluster, throwaway_users
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-USER_PYTHON = "/usr/bin/python3"
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="needs root to create a throwaway Unix user")
 
 
 @pytest.fixture(scope="module")
 def user():
-    name = f"bh{uuid.uuid4().hex[:6]}p"
-    subprocess.run(["useradd", "-M", "-s", "/bin/sh", name], check=True)
-    yield name
-    subprocess.run(["userdel", name], check=False)
+    for names in throwaway_users("p"):
+        yield names[0]
 
 
 @pytest.fixture(scope="module")
 def cluster(user):
     if not os.access(USER_PYTHON, os.X_OK):
         pytest.skip(f"{USER_PYTHON} is needed to run the CLI as another user")
-    home = tempfile.mkdtemp(prefix="batchhub-paths-")
-    os.chmod(home, 0o755)
-    c = LiveCluster(home, TEST_CONF)
-    os.chmod(c.workdir, 0o1777)
-    c.up()
-    yield c
-    c.down()
-    shutil.rmtree(home, ignore_errors=True)
+    yield from shared_cluster(TEST_CONF, "batchhub-paths-")
 
 
 @pytest.fixture

@@ -6,17 +6,14 @@ and a PriorityTier 10 partition ``high``; a second node (g1) carries an
 """
 
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 
 import pytest
 
-from cluster_support import LiveCluster
+from cluster_support import REPO, LiveCluster, shared_cluster
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PREEMPT_CONF = """\
 ClusterName=preemptcluster
@@ -41,14 +38,7 @@ PartitionName=gang Nodes=g1 PriorityTier=1 OverSubscribe=FORCE:2
 @pytest.fixture(scope="module")
 def pc():
     """One cluster for the module, in a directory other users can reach (for the user test)."""
-    home = tempfile.mkdtemp(prefix="batchhub-preempt-")
-    os.chmod(home, 0o755)
-    c = LiveCluster(home, PREEMPT_CONF)
-    os.chmod(c.workdir, 0o1777)
-    c.up()
-    yield c
-    c.down()
-    shutil.rmtree(home, ignore_errors=True)
+    yield from shared_cluster(PREEMPT_CONF, "batchhub-preempt-")
 
 
 @pytest.fixture

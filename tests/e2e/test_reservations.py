@@ -2,31 +2,20 @@
 
 import datetime
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 
 import pytest
 
-from cluster_support import TEST_CONF, LiveCluster, parse_scontrol
+from cluster_support import REPO, TEST_CONF, USER_PYTHON, parse_scontrol, shared_cluster
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-USER_PYTHON = "/usr/bin/python3"
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """One cluster for this module, in a directory other users can reach."""
-    home = tempfile.mkdtemp(prefix="batchhub-resv-")
-    os.chmod(home, 0o755)
-    c = LiveCluster(home, TEST_CONF)
-    os.chmod(c.workdir, 0o1777)
-    c.up()
-    yield c
-    c.down()
-    shutil.rmtree(home, ignore_errors=True)
+    yield from shared_cluster(TEST_CONF, "batchhub-resv-")
 
 
 @pytest.fixture(autouse=True)

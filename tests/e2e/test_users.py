@@ -2,31 +2,21 @@
 
 import os
 import pwd
-import shutil
-import subprocess
-import tempfile
 import uuid
 
 import pytest
 
-from cluster_support import TEST_CONF, LiveCluster
+from cluster_support import TEST_CONF, USER_PYTHON, as_user, shared_cluster, throwaway_users
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="needs root to create throwaway Unix users")
 
 
-USER_PYTHON = "/usr/bin/python3"
 
 
 @pytest.fixture(scope="module")
 def two_users():
-    names = [f"bh{uuid.uuid4().hex[:6]}a", f"bh{uuid.uuid4().hex[:6]}b"]
-    for n in names:
-        subprocess.run(["useradd", "-M", "-s", "/bin/sh", n], check=True)
-    yield names
-    for n in names:
-        subprocess.run(["userdel", n], check=False)
+    yield from throwaway_users("ab")
 
 
 @pytest.fixture(scope="module")
@@ -34,20 +24,8 @@ def cluster(two_users):
     """A cluster in a directory other users can reach (pytest's tmp dirs are 0700)."""
     if not os.access(USER_PYTHON, os.X_OK):
         pytest.skip(f"{USER_PYTHON} is needed to run the CLI as another user")
-    home = tempfile.mkdtemp(prefix="batchhub-users-")
-    os.chmod(home, 0o755)
-    c = LiveCluster(home, TEST_CONF + "PartitionName=staff Nodes=n1 AllowGroups=root\n")
-    os.chmod(c.workdir, 0o1777)
-    c.up()
-    yield c
-    c.down()
-    shutil.rmtree(home, ignore_errors=True)
+    yield from shared_cluster(TEST_CONF + "PartitionName=staff Nodes=n1 AllowGroups=root\n", "batchhub-users-")
 
-
-def as_user(cluster, user, command, *args):
-    """Run a CLI command as ``user`` (the venv's interpreter may live in root's home)."""
-    code = f"import sys; sys.path.insert(0, {REPO!r}); from batch_backend.cli.{command} import main; sys.exit(main())"
-    return cluster.run(USER_PYTHON, "-c", code, *args, user=user)
 
 
 @pytest.fixture
