@@ -51,7 +51,9 @@ def cmd_noded(args, layout):
     token = read_node_token(args.token_file or _conf_option(conf, "BatchHubNodeTokenFile"), address)
     # the job's CLI reaches the controller the way this daemon does (TCP from another host,
     # trusting the same TLS certificates)
-    extra_env = {"BATCHHUB_SOCKET": address, "BATCHHUB_SHARED_DIR": layout.shared_dir}
+    # the directory every host mounts (NFS): slurm.conf's BatchHubSharedDir on multi-host clusters
+    shared_dir = _conf_option(conf, "BatchHubSharedDir") or layout.shared_dir
+    extra_env = {"BATCHHUB_SOCKET": address, "BATCHHUB_SHARED_DIR": shared_dir}
     if os.environ.get("SSL_CERT_FILE") and address.startswith("https://"):
         extra_env["SSL_CERT_FILE"] = os.environ["SSL_CERT_FILE"]
     run_noded(args.name, address, layout.spool_dir, token=token, extra_env=extra_env)

@@ -33,12 +33,26 @@ class ConnectionFileTimeout(LauncherError, TimeoutError):
 # --------------------------------------------------------------------------
 
 def shared_root():
-    """The shared directory: ``$BATCHHUB_SHARED_DIR`` (set in every job), else the layout's."""
+    """The shared directory every host mounts (the connection files live there).
+
+    ``$BATCHHUB_SHARED_DIR`` (node daemons set it in every job), else slurm.conf's
+    ``BatchHubSharedDir`` (a login host's notebook on a multi-host cluster), else
+    the layout's ``<home>/shared`` (all nodes on this host).
+    """
     env = os.environ.get("BATCHHUB_SHARED_DIR")
     if env:
         return env
     from batch_backend.paths import layout
-    return layout().shared_dir
+    where = layout()
+    if os.path.exists(where.conf_path):
+        from batch_backend.conf import ConfError, get_option, load_conf
+        try:
+            configured = get_option(load_conf(where.conf_path), "BatchHubSharedDir")
+        except (ConfError, OSError):
+            configured = None
+        if configured:
+            return configured
+    return where.shared_dir
 
 
 def _user():
