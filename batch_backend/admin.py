@@ -48,7 +48,8 @@ def cmd_noded(args, layout):
     if not args.socket and not args.controller:
         conf, _ = _load_conf(layout)
     address = args.socket or controller_address(args.controller, conf) or layout.socket
-    token = read_node_token(args.token_file or _conf_option(conf, "BatchHubNodeTokenFile"), address)
+    token_path = args.token_file or _conf_option(conf, "BatchHubNodeTokenFile")
+    token = read_node_token(token_path, address)
     # the job's CLI reaches the controller the way this daemon does (TCP from another host,
     # trusting the same TLS certificates)
     # the directory every host mounts (NFS): slurm.conf's BatchHubSharedDir on multi-host clusters
@@ -56,7 +57,7 @@ def cmd_noded(args, layout):
     extra_env = {"BATCHHUB_SOCKET": address, "BATCHHUB_SHARED_DIR": shared_dir}
     if os.environ.get("SSL_CERT_FILE") and address.startswith("https://"):
         extra_env["SSL_CERT_FILE"] = os.environ["SSL_CERT_FILE"]
-    run_noded(args.name, address, layout.spool_dir, token=token, extra_env=extra_env)
+    run_noded(args.name, address, layout.spool_dir, token=token, extra_env=extra_env, token_path=token_path)
 
 
 def _conf_option(conf, key):

@@ -34,10 +34,11 @@ IO_TIMEOUT = 10.0  # seconds to wait for any other answer before the controller 
 
 
 class NodeDaemon:
-    def __init__(self, name, *, controller_address, spool_dir, extra_env=None, token=None):
+    def __init__(self, name, *, controller_address, spool_dir, extra_env=None, token=None, token_path=None):
         self.name = name
         self.address = controller_address
         self.token = token or ""   # node credential (TCP); never the environment's BATCHHUB_TOKEN
+        self.token_path = token_path  # re-read when the controller refuses the credential (rotation)
         self.poll_wait = POLL_WAIT
         self.io_timeout = IO_TIMEOUT
         self.spool_dir = os.path.join(spool_dir, name)
@@ -76,6 +77,21 @@ class NodeDaemon:
     def _client(self):
         return Client(self.address, timeout=self.io_timeout, token=self.token)
 
+    def _reload_token(self, client):
+        """After a 401: take up a credential the admin replaced in the token file (a rotated
+        cluster key, a renewed token) without restarting the daemon and its jobs."""
+        if not self.token_path:
+            return
+        from .remote import NodeConfigError, read_node_token
+        try:
+            token = read_node_token(self.token_path, self.address)
+        except NodeConfigError as e:
+            log.error("node %s: cannot reload the node credential: %s", self.name, e)
+            return
+        if token != self.token:
+            self.token = client.token = token
+            log.info("node %s: node credential reloaded from %s", self.name, self.token_path)
+
     def _set_timeouts(self, slurmd_timeout):
         """Poll and give up on answers well within SlurmdTimeout: a node that lost the controller
         (a cut link) finds out, and re-registers once it returns, before its jobs are long gone."""
@@ -95,6 +111,8 @@ class NodeDaemon:
                 continue
             except APIError as e:
                 log.error("registration of %s refused: %s", self.name, e.message)
+                if e.status == 401:
+                    self._reload_token(client)
                 await asyncio.sleep(5)
                 continue
             self.epoch = answer["epoch"]
@@ -133,6 +151,8 @@ class NodeDaemon:
                 continue
             except APIError as e:
                 log.error("command poll failed: %s", e.message)
+                if e.status == 401:
+                    self._reload_token(client)
                 await asyncio.sleep(1)
                 continue
             except Exception:  # noqa: BLE001 -- a bug must not stop the node polling for good
@@ -274,6 +294,7 @@ class NodeDaemon:
                 batch.append(self.events.get_nowait())
             while True:
                 await self._registered.wait()
+                client.token = self.token  # a credential reloaded since (see _reload_token)
                 try:
                     await self._call(client.request, "POST", f"/noded/{self.name}/events", {"events": batch},
                                      timeout=self.io_timeout)
@@ -355,10 +376,10 @@ def _free_memory_mb():
     return 0
 
 
-def run_noded(name, controller_address, spool_dir, extra_env=None, token=None):
+def run_noded(name, controller_address, spool_dir, extra_env=None, token=None, token_path=None):
     if is_tcp_address(controller_address) and not token:
         log.warning("node %s: no node credential for TCP controller %s; registration will be refused",
                     name, controller_address)
     daemon = NodeDaemon(name, controller_address=controller_address, spool_dir=spool_dir, extra_env=extra_env,
-                        token=token)
+                        token=token, token_path=token_path)
     asyncio.run(daemon.run())
