@@ -242,6 +242,7 @@ class BatchJobRunner:
             pid, errr = proctree.fork_exec(plan)
         except OSError as exc:  # EAGAIN: process limit
             return self._launch_failed(f"cannot fork: {exc.strerror or exc}")
+        why = proctree.exec_result_now(errr, proctree.EXEC_WAIT)
         self.pid = pid
         me = proctree.read_proc(pid)  # the shell's start ticks tell it apart from a later owner of its pid
         if me is not None:
@@ -253,7 +254,8 @@ class BatchJobRunner:
             loop.add_reader(self._pidfd, self._on_pidfd)
         except (AttributeError, OSError):
             self._pidfd = None
-        why = await proctree.read_exec_result(loop, errr)
+        if why is None:
+            why = await proctree.read_exec_result(loop, errr)
         if why:
             os.waitpid(pid, 0)
             self._reaped = True
