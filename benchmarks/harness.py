@@ -82,6 +82,8 @@ class BenchCluster:
         out = {"controller": cpu_times(pids["controller"]), "noded": (0.0, 0.0)}
         for pid in pids["noded"]:
             own, kids = cpu_times(pid)
+            for helper in fork_servers(pid):  # part of the daemon (noded/forkserver.py)
+                own += cpu_times(helper)[0]
             out["noded"] = (out["noded"][0] + own, out["noded"][1] + kids)
         return out
 
@@ -104,6 +106,29 @@ def cpu_times(pid):
         fields = f.read().rsplit(b")", 1)[1].split()
     # after the comm: [11]=utime(14) [12]=stime(15) [13]=cutime(16) [14]=cstime(17)
     return (int(fields[11]) + int(fields[12])) / _TICK, (int(fields[13]) + int(fields[14])) / _TICK
+
+
+def fork_servers(pid):
+    """Pids of the fork server(s) among ``pid``'s live children."""
+    found = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                with open(f"/proc/{kid}/cmdline", "rb") as f:
+                    if b"forkserver.py" in f.read():
+                        found.append(kid)
+            except OSError:
+                pass
+    return found
 
 
 def submission(cmd="true", **extra):
