@@ -28,6 +28,8 @@ import sys
 
 _RESETTABLE = tuple(sorted(set(_signal.valid_signals()) - {_signal.SIGKILL, _signal.SIGSTOP}))
 _STREAM_FDS = ("stdin_fd", "stdout_fd", "stderr_fd")
+READY = b"ready"
+READY_TIMEOUT = 10.0  # seconds the server may take to start (a Python with -I -S and ctypes: ~30 ms)
 MAX_MESSAGE = 256 * 1024  # bytes of a marshalled plan; bigger plans (huge environments) fork directly
 _CLONE_PARENT = 0x00008000
 _SIGCHLD = 17
@@ -149,7 +151,10 @@ def encode_plan(plan, errw):
     import marshal
     fields = {name: getattr(plan, name, None) for name in LaunchPlan.__slots__ if name not in _STREAM_FDS}
     streams = [getattr(plan, name, None) for name in _STREAM_FDS]
-    message = marshal.dumps((fields, [fd is not None for fd in streams]))
+    try:
+        message = marshal.dumps((fields, [fd is not None for fd in streams]))
+    except (ValueError, TypeError):  # a value marshal cannot carry: fork directly
+        raise ForkServerGone() from None
     return message, [errw] + [fd for fd in streams if fd is not None]
 
 
@@ -196,7 +201,18 @@ class ForkServer:
             return False
         finally:
             theirs.close()
+        # the server says it is ready (ctypes loaded) before any request goes out: a request
+        # the server never read must never be mistaken for one it took (ForkServerLost)
+        try:
+            ours.settimeout(READY_TIMEOUT)
+            ready = ours.recv(8) == READY
+            ours.settimeout(None)
+        except OSError:
+            ready = False
         self.sock = ours
+        if not ready:
+            self._stop()
+            return False
         return True
 
     def fork(self, plan, errw):
@@ -270,6 +286,7 @@ def serve(sock_fd):
     import marshal
     clone = _clone_parent()
     sock = _socket.socket(fileno=sock_fd)
+    sock.sendall(READY)
     buf = bytearray(MAX_MESSAGE)
     anc_size = _socket.CMSG_SPACE(4 * 8)
     all_signals = set(_signal.valid_signals())

@@ -297,8 +297,9 @@ def exec_result_now(fd, timeout):
     (then ``fd`` stays open for :func:`read_exec_result`).
 
     Waiting here a moment, instead of going back to the event loop, is cheaper:
-    until the child execs, every page the parent writes is copied (copy on
-    write), and a child execs within a fraction of a millisecond. Only a closed
+    a child execs within a fraction of a millisecond, which saves the loop's
+    reader round trip, and a child forked from this process (no fork server)
+    makes every page written here meanwhile a copy-on-write copy. Only a closed
     pipe (the child exec'd or exited) is read here, so this never blocks longer.
     """
     poller = select.poll()
