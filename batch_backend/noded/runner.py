@@ -1,7 +1,8 @@
 """Run one batch job on this node: the node daemon's slurmstepd for the batch step.
 
 ``BatchJobRunner(launch, node_name=..., spool_dir=..., on_event=...)`` writes the
-script to ``<spool_dir>/job<ID>/script``, forks, and in the child (after fork,
+script to ``<spool_dir>/job<ID>/script``, forks (through the fork server, see
+:mod:`.forkserver`: the child is still the daemon's), and in the child (after fork,
 before exec): starts a new session, drops to the job's uid/gid/groups (daemon
 root and uid != 0; an unprivileged daemon runs jobs as itself and ignores
 uid), creates missing output directories and opens the output files *as the
