@@ -283,7 +283,9 @@ def serve(sock_fd):
     Reply: 8 bytes, the child's pid, or minus errno when the fork failed.
     """
     import _socket
+    import gc
     import marshal
+    gc.disable()  # no collection (and no finalizer) may run in a child between clone and exec
     clone = _clone_parent()
     sock = _socket.socket(fileno=sock_fd)
     sock.sendall(READY)
