@@ -23,6 +23,7 @@ daemon itself as before. This file runs as the server's main script under
 """
 
 import _signal
+import errno
 import os
 import sys
 
@@ -218,8 +219,9 @@ class ForkServer:
     def fork(self, plan, errw):
         """Fork a child running :func:`run_child` (the server's child, reparented as ours); its pid.
 
-        Raises :class:`ForkServerGone` when the request could not be handed over (nothing was
-        forked: fork directly instead), OSError when the server's fork failed (EAGAIN...).
+        Raises :class:`ForkServerGone` when nothing was forked and forking directly may still work
+        (the request could not be handed over, or the server's clone was refused), OSError when
+        the server's fork failed for lack of resources (EAGAIN, ENOMEM).
         """
         if os.getpid() != self.owner or not self.start():
             raise ForkServerGone()
@@ -242,7 +244,11 @@ class ForkServer:
                 raise ForkServerLost()
         pid = int.from_bytes(reply, sys.byteorder, signed=True)
         if pid < 0:
-            raise OSError(-pid, os.strerror(-pid))
+            if -pid in (errno.EAGAIN, errno.ENOMEM):  # what a plain fork would have met too
+                raise OSError(-pid, os.strerror(-pid))
+            # e.g. EPERM from a seccomp filter that refuses clone() (nothing was forked)
+            self._stop()
+            raise ForkServerGone()
         return pid
 
     def _stop(self):
