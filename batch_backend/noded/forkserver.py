@@ -5,9 +5,9 @@ more than a short job itself: the kernel copies the page tables, every page
 either side writes until the child execs is copied, and the exec then tears
 the copy down. On trivial jobs that was about half of the CPU time of the node
 daemons and their jobs together. The fork server is a second Python process
-that imports nothing but ``os``, ``_signal``, ``_socket``, ``marshal`` and
-``ctypes`` (~3 MB private memory), started by the daemon and serving it over a
-socket pair; the daemon's event loop no longer forks at all.
+that imports a few built-in modules and ``ctypes`` (~3 MB private memory),
+started by the daemon and serving it over a socket pair; the daemon's event
+loop no longer forks at all.
 
 The server forks with ``clone(CLONE_PARENT)``, so a job process is the *node
 daemon's* child exactly as after a plain fork there (``waitpid``, pidfds,
