@@ -56,6 +56,37 @@ class BenchCluster:
         return subprocess.run([os.path.join(BIN, argv[0]), *argv[1:]], env=self.env, cwd=self.workdir,
                               capture_output=True, text=True, **kw)
 
+    def daemon_pids(self):
+        """``{"controller": pid, "noded": [pid, ...]}`` from the pid files ``batchhub up`` wrote."""
+        run_dir = os.path.join(self.home, "run")
+        pids = {"controller": None, "noded": []}
+        for name in sorted(os.listdir(run_dir)):
+            if not name.endswith(".pid"):
+                continue
+            with open(os.path.join(run_dir, name)) as f:
+                pid = int(f.read().strip())
+            if name == "controller.pid":
+                pids["controller"] = pid
+            elif name.startswith("noded-"):
+                pids["noded"].append(pid)
+        return pids
+
+    def daemon_cpu(self):
+        """CPU seconds so far: ``{"controller": (own, children), "noded": (own, children)}``.
+
+        ``own`` is utime+stime of all the process's threads; ``children`` is
+        cutime+cstime of its reaped children (for a node daemon: the jobs,
+        including the forked child's set-up before exec). Node daemons are summed.
+        """
+        pids = self.daemon_pids()
+        out = {"controller": cpu_times(pids["controller"]), "noded": (0.0, 0.0)}
+        for pid in pids["noded"]:
+            own, kids = cpu_times(pid)
+            for helper in fork_servers(pid):  # part of the daemon (noded/forkserver.py)
+                own += cpu_times(helper)[0]
+            out["noded"] = (out["noded"][0] + own, out["noded"][1] + kids)
+        return out
+
     def wait_empty(self, timeout=600, poll=0.05):
         c = self.client()
         deadline = time.time() + timeout
@@ -64,6 +95,40 @@ class BenchCluster:
                 return time.time()
             time.sleep(poll)
         raise TimeoutError("queue did not drain")
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_times(pid):
+    """``(own, children)`` CPU seconds of ``pid`` from ``/proc/PID/stat``."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    # after the comm: [11]=utime(14) [12]=stime(15) [13]=cutime(16) [14]=cstime(17)
+    return (int(fields[11]) + int(fields[12])) / _TICK, (int(fields[13]) + int(fields[14])) / _TICK
+
+
+def fork_servers(pid):
+    """Pids of the fork server(s) among ``pid``'s live children."""
+    found = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                with open(f"/proc/{kid}/cmdline", "rb") as f:
+                    if b"forkserver.py" in f.read():
+                        found.append(kid)
+            except OSError:
+                pass
+    return found
 
 
 def submission(cmd="true", **extra):

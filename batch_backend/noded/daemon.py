@@ -341,6 +341,8 @@ class NodeDaemon:
     async def run(self):
         self.boot_time = time.time()
         self.reap_leftovers()
+        if not proctree.start_fork_server():  # jobs are forked from it (cheaper than forking this daemon)
+            log.warning("node %s: no fork server, jobs are forked from the daemon itself", self.name)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)

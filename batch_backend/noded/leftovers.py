@@ -33,9 +33,15 @@ def record(spool_dir, key, info):
     """Remember a started job or step (``info`` needs ``tag`` and ``tag_var``)."""
     path = os.path.join(spool_dir, key + SUFFIX)
     tmp = path + ".tmp"
+    data = json.dumps(info).encode()  # dumps has the C encoder; json.dump to a file does not
     try:
-        with open(tmp, "w") as f:
-            json.dump(info, f)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
         log.warning("cannot record %s in %s: %s", key, spool_dir, exc)

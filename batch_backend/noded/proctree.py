@@ -16,18 +16,25 @@ A job's processes are found the way Slurm's ``proctrack/linuxproc`` +
   daemons that escaped between two polls.
 
 :func:`fork_exec` starts a job process (the setup between fork and exec:
-session, identity, output files, cwd, affinity) and reports setup errors back.
+session, identity, output files, cwd, affinity, see :mod:`.forkserver`) and
+reports setup errors back.
 
 One ``/proc/*/stat`` pass yields parent, group, session, start time and RSS of
 every process; :func:`scan` caches it for a few milliseconds so that many
 runners polling at once share one pass.
 """
 
+import _signal  # signal.py's wrappers turn every signal number into an enum: ~120 per fork
+import errno
 import gc
 import os
+import select
 import signal
 import time
 from typing import NamedTuple
+
+from . import forkserver
+from .forkserver import LaunchPlan  # noqa: F401 -- callers build plans as proctree.LaunchPlan
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -227,128 +234,87 @@ def signal_number(name):
 
 # ---------------------------------------------------------------- fork/exec of a job process
 
-class LaunchPlan:
-    """Everything the forked child needs, computed in the parent.
-
-    ``stdin_fd``/``stdout_fd``/``stderr_fd`` (optional, e.g. a step task's socket
-    to srun) are open descriptors the child uses as that stream instead of
-    opening the ``stdin``/``stdout``/``stderr`` path; the parent keeps and closes
-    its own copies.
-    """
-    __slots__ = ("script", "argv", "env", "workdir", "stdout", "stderr", "stdin", "append", "drop",
-                 "uid", "gid", "groups", "cpu_ids", "umask", "interpreter",
-                 "stdin_fd", "stdout_fd", "stderr_fd")
+EXEC_WAIT = 0.02  # seconds the parent waits for a child's exec before it goes back to its loop
+_ALL_SIGNALS = frozenset(int(s) for s in signal.valid_signals())
+_fork_server = None
 
 
-def _child(plan, errw):
-    """In the forked child: set up and exec; on failure report through ``errw``. Never returns."""
-    out_fd = err_fd = None
-    what = "set up the job"
-    try:
-        try:
-            signal.set_wakeup_fd(-1)  # the parent's loop must never see the child's signals
-        except (ValueError, OSError):
-            pass
-        for sig in range(1, signal.NSIG):
-            if sig not in (signal.SIGKILL, signal.SIGSTOP):
-                try:
-                    signal.signal(sig, signal.SIG_DFL)
-                except (OSError, ValueError, RuntimeError):
-                    pass
-        os.setsid()
-        if plan.drop:
-            what = f"switch to uid {plan.uid} gid {plan.gid}"
-            os.setgroups(plan.groups)
-            os.setresgid(plan.gid, plan.gid, plan.gid)
-            os.setresuid(plan.uid, plan.uid, plan.uid)
-        os.umask(plan.umask)
-        for kind in ("stdout", "stderr"):
-            given = getattr(plan, kind + "_fd", None)
-            if given is not None:
-                if kind == "stdout":
-                    out_fd = given
-                else:
-                    err_fd = given
-                continue
-            path = getattr(plan, kind)
-            if kind == "stderr" and (not path or path == plan.stdout):
-                err_fd = out_fd
-                break
-            what = f"create output file {path}"
-            parent = os.path.dirname(path)
-            if parent and not os.path.isdir(parent):
-                os.makedirs(parent, exist_ok=True)
-            mode = os.O_APPEND if plan.append else os.O_TRUNC
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOCTTY | mode, 0o666)
-            if kind == "stdout":
-                out_fd = fd
-            else:
-                err_fd = fd
-        in_fd = getattr(plan, "stdin_fd", None)
-        if in_fd is None:
-            what = f"open input file {plan.stdin}"
-            in_fd = os.open(plan.stdin, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
-            os.set_blocking(in_fd, True)
-        what = f"chdir to {plan.workdir}"
-        os.chdir(plan.workdir)
-        if plan.cpu_ids:
-            try:
-                cpus = set(plan.cpu_ids) & os.sched_getaffinity(0)
-                if cpus:
-                    os.sched_setaffinity(0, cpus)
-            except OSError:
-                pass
-        os.dup2(in_fd, 0)
-        os.dup2(out_fd, 1)
-        os.dup2(err_fd, 2)
-        out_fd, err_fd = 1, 2  # the originals are closed below
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
-            if fd > 2 and fd != errw:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        plan.env["SLURM_TASK_PID"] = str(os.getpid())
-        what = f"execute {plan.interpreter or plan.script}"
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        os.execve(plan.script, plan.argv, plan.env)
-    except BaseException as exc:  # noqa: BLE001 -- the child must never return to the loop
-        why = f"cannot {what}: {getattr(exc, 'strerror', None) or exc}"
-        try:
-            os.write(errw, why.encode(errors="replace")[:4000] or b"?")
-            fd = err_fd if err_fd is not None else out_fd
-            if fd is not None:
-                os.write(fd, f"batchhub: error: {why}\n".encode(errors="replace"))
-        except BaseException:  # noqa: BLE001
-            pass
-    finally:
-        os._exit(127)
+def start_fork_server():
+    """Start this process's fork server now (else on the first :func:`fork_exec`); False if unusable."""
+    global _fork_server
+    if _fork_server is None or _fork_server.owner != os.getpid():
+        _fork_server = forkserver.ForkServer()
+    return _fork_server.start()
 
 
 def fork_exec(plan):
-    """Fork a child that runs :func:`_child`; returns ``(pid, fd)``.
+    """Start a child that runs :func:`forkserver.run_child`; returns ``(pid, fd)``.
 
+    The child comes from the fork server (see :mod:`.forkserver`; it is our child
+    all the same) or, where that cannot be used, from forking this process.
     ``fd`` is the read end of a close-on-exec pipe: EOF without data once the
-    child exec'd, else the error text. All signals are blocked across the fork
-    (the child unblocks them right before exec), so a signal that hits the child
-    early never runs the parent's handlers, and the gc is off so no finalizer
-    of the parent's objects runs in the child.
+    child exec'd, else the error text.
     """
     errr, errw = os.pipe()
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        if _fork_server is None or _fork_server.owner != os.getpid():
+            start_fork_server()
+        try:
+            pid = _fork_server.fork(plan, errw)
+        except forkserver.ForkServerGone:
+            pid = _fork_directly(plan, errw)
+        except forkserver.ForkServerLost:
+            raise OSError(errno.EIO, "the fork server died while forking") from None
+    except BaseException:
+        os.close(errr)
+        raise
+    finally:
+        os.close(errw)
+    return pid, errr
+
+
+def _fork_directly(plan, errw):
+    """Fork this process. All signals are blocked across the fork (the child unblocks
+    them right before exec), so a signal that hits the child early never runs the
+    parent's handlers, and the gc is off so no finalizer of the parent's objects
+    runs in the child."""
+    old_mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, _ALL_SIGNALS)
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         pid = os.fork()
         if pid == 0:
-            _child(plan, errw)
+            forkserver.run_child(plan, errw)
     finally:
         if gc_was_enabled:
             gc.enable()
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        os.close(errw)
-    return pid, errr
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, old_mask)
+    return pid
+
+
+def exec_result_now(fd, timeout):
+    """The child's exec result if it is complete within ``timeout`` seconds, else None
+    (then ``fd`` stays open for :func:`read_exec_result`).
+
+    Waiting here a moment, instead of going back to the event loop, is cheaper:
+    a child execs within a fraction of a millisecond, which saves the loop's
+    reader round trip, and a child forked from this process (no fork server)
+    makes every page written here meanwhile a copy-on-write copy. Only a closed
+    pipe (the child exec'd or exited) is read here, so this never blocks longer.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    ready = poller.poll(timeout * 1000)
+    if not ready or not ready[0][1] & select.POLLHUP:
+        return None
+    chunks = []
+    while True:
+        data = os.read(fd, 4096)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
 
 
 async def read_exec_result(loop, fd):

@@ -381,6 +381,7 @@ class StepTasks:
                 return
             try:
                 pid, errr = proctree.fork_exec(plan)
+                why = proctree.exec_result_now(errr, proctree.EXEC_WAIT)
             except OSError as exc:
                 log.warning("JobId=%s StepId=%s.%s task %s: cannot fork: %s", self.job_id, self.job_id, self.step_id,
                             task.rank, exc)
@@ -400,7 +401,8 @@ class StepTasks:
         except (AttributeError, OSError):
             task.pidfd = None
             loop.create_task(self._poll_exit(task))
-        why = await proctree.read_exec_result(loop, errr)
+        if why is None:
+            why = await proctree.read_exec_result(loop, errr)
         if why:
             log.info("JobId=%s StepId=%s.%s task %s did not start: %s", self.job_id, self.job_id, self.step_id,
                      task.rank, why)

@@ -1,7 +1,7 @@
 """Output paths cannot write where the job's user could not (path traversal, absolute paths, symlinks).
 
 The node daemon runs as root but opens a job's stdout/stderr/stdin only after
-dropping to the job's uid/gid/groups (noded/proctree._child), so the kernel's
+dropping to the job's uid/gid/groups (noded/forkserver.run_child), so the kernel's
 permission checks are the user's own: ``-o /root/evil.out``, ``-o ../../..``
 escapes, and symlinks planted in the user's directory (to a root-owned file or
 into a root-only directory) all fail the job at launch with a reason that names

@@ -6,6 +6,21 @@ import time
 from cluster_support import process_running
 
 
+def _node_daemons_and_their_children(c):
+    """Pids of the node daemons and of the processes they run (their fork servers, when idle)."""
+    run_dir = os.path.join(c.home, "run")
+    pids = []
+    for fname in os.listdir(run_dir):
+        if fname.startswith("noded-") and fname.endswith(".pid"):
+            with open(os.path.join(run_dir, fname)) as f:
+                pids.append(int(f.read()))
+    for pid in list(pids):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                pids.extend(int(k) for k in f.read().split())
+    return pids
+
+
 def test_up_is_idempotent_and_down_stops_everything(make_cluster):
     conf = "NodeName=a[1-2] CPUs=1 RealMemory=100\nPartitionName=p Nodes=ALL Default=YES\n"
     c = make_cluster(conf)
@@ -14,8 +29,14 @@ def test_up_is_idempotent_and_down_stops_everything(make_cluster):
     assert r.returncode == 0 and "already running" in r.stdout
     assert c.controller_pid() == pid
     assert c.batchhub("status").returncode == 0
+    node_side = _node_daemons_and_their_children(c)
+    assert len(node_side) > 2  # two node daemons and their fork servers
     assert c.batchhub("down").returncode == 0
     assert not process_running(pid)
+    deadline = time.time() + 10
+    while any(process_running(p) for p in node_side) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in node_side if process_running(p)]
     r = c.run("squeue")
     assert r.returncode == 1 and "Unable to contact slurm controller" in r.stderr
 
