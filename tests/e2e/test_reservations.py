@@ -23,6 +23,9 @@ def clean(cluster):
     """Every test starts with no reservations and no jobs."""
     yield
     cluster.run("scancel", "-u", "root")
+    # cancelled jobs leave their nodes only once their processes are gone: the next test's
+    # reservation must not find them still there ("Requested nodes are busy" on a loaded host)
+    wait_for(lambda: cluster.run("squeue", "-h").stdout.strip() == "", timeout=30, what="an empty queue")
     for name in reservation_names(cluster):
         for _ in range(50):
             if cluster.run("scontrol", "delete", f"ReservationName={name}").returncode == 0:
