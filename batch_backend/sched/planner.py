@@ -34,7 +34,6 @@ import math
 
 from .availability import INF, Profile
 from .placement import Allocation, NodeView, features_match, place
-MAX_SAVED = 12  # sweep states kept per capacity key
 
 
 class _Eligible:
@@ -56,85 +55,104 @@ class _Eligible:
 
 
 class _Sweep:
-    """Capacities of every eligible node for one capacity key, valid at time ``t``.
+    """Capacities of the nodes with free CPUs now, for the "start now?" sweep before any job waits.
 
-    Nodes absent from ``caps`` have capacity 0. ``heap`` holds (time, serial,
-    node): past that time the node's window reaches a segment with less room.
-    ``log_pos`` is how much of the planner's touch log is already reflected.
+    Nodes absent from ``caps`` have capacity 0.
     """
 
-    __slots__ = ("caps", "mins", "total", "count", "hist", "heap", "version", "serial", "t", "log_pos")
+    __slots__ = ("caps", "mins", "total", "count", "hist")
 
-    def __init__(self, t):
-        self.caps, self.mins, self.version, self.heap = {}, {}, {}, []
-        self.hist = {}  # capacity -> number of nodes with it (for -N: the k roomiest, without sorting)
-        self.total = self.count = self.serial = self.log_pos = 0
-        self.t = t
+    def __init__(self):
+        self.caps, self.mins, self.hist = {}, {}, {}
+        self.total = self.count = 0
 
     def set_cap(self, name, cap, mins):
-        caps = self.caps
-        old = caps.get(name, 0)
+        self.caps[name] = cap
+        self.mins[name] = mins
+        if cap:
+            self.total += cap
+            self.count += 1
+            self.hist[cap] = self.hist.get(cap, 0) + 1
+
+    def top_fits(self, k, ntasks):
+        return _top_fits(self.hist, k, ntasks)
+
+
+def _top_fits(hist, k, ntasks):
+    """Do the ``k`` roomiest nodes hold ``ntasks`` tasks? (``hist``: capacity -> nodes with it)"""
+    for cap in sorted(hist, reverse=True):
+        take = min(hist[cap], k)
+        ntasks -= take * cap
+        k -= take
+        if ntasks <= 0:
+            return True
+        if not k:
+            return False
+    return False
+
+
+class _GroupSweep:
+    """Capacities for one job at time ``t``, per *group*: the eligible nodes sharing one profile.
+
+    Nodes whose free resources now and future releases and reservations are
+    the same have the same capacity for any job at any time, and the planner
+    shares one immutable :class:`~.availability.Profile` between them, so a
+    sweep evaluates each distinct profile once, weighted by how many eligible
+    nodes have it. ``heap`` holds (time, serial, profile): past that time the
+    window reaches a segment with less room.
+    """
+
+    __slots__ = ("on", "caps", "mins", "version", "heap", "hist", "total", "count", "serial")
+
+    def __init__(self, on):
+        self.on = on  # profile -> set of the eligible nodes on it
+        self.caps, self.mins, self.version, self.heap, self.hist = {}, {}, {}, [], {}
+        self.total = self.count = self.serial = 0
+
+    def set_cap(self, prof, cap, mins, expiry):
+        old = self.caps.get(prof, 0)
         if cap != old:
-            self.total += cap - old
+            n = len(self.on[prof])
+            self.total += (cap - old) * n
             hist = self.hist
             if old:
-                left = hist[old] - 1
+                left = hist[old] - n
                 if left:
                     hist[old] = left
                 else:
                     del hist[old]
             else:
-                self.count += 1
+                self.count += n
             if cap:
-                hist[cap] = hist.get(cap, 0) + 1
+                hist[cap] = hist.get(cap, 0) + n
             else:
-                self.count -= 1
-        caps[name] = cap
-        self.mins[name] = mins
+                self.count -= n
+        self.caps[prof] = cap
+        self.mins[prof] = mins
         self.serial = serial = self.serial + 1
-        self.version[name] = serial
-
-    def top_fits(self, k, ntasks):
-        """Do the ``k`` roomiest nodes hold ``ntasks`` tasks?"""
-        for cap in sorted(self.hist, reverse=True):
-            take = min(self.hist[cap], k)
-            ntasks -= take * cap
-            k -= take
-            if ntasks <= 0:
-                return True
-            if not k:
-                return False
-        return False
-
-    def copy(self):
-        new = _Sweep(self.t)
-        new.caps, new.mins, new.version = self.caps.copy(), self.mins.copy(), self.version.copy()
-        new.hist, new.heap = self.hist.copy(), list(self.heap)
-        new.total, new.count, new.serial, new.log_pos = self.total, self.count, self.serial, self.log_pos
-        return new
+        self.version[prof] = serial
+        if expiry is not None:
+            heapq.heappush(self.heap, (expiry, serial, prof))
 
 
 class Planner:
-    """One pass's availability profiles, breakpoint index and planning (see the module docstring)."""
+    """One pass's availability profiles and planning (see the module docstring)."""
 
     def __init__(self, state, now, *, window_minutes=1440, resolution=60):
         self.state, self.now, self.views = state, now, state.nodes
         self.res = resolution or 0
         self.horizon = now + window_minutes * 60.0
-        self.indexed = False       # running jobs' ends loaded into profiles
-        self.profiles = {}         # node -> Profile; nodes without one are flat (free now, forever)
-        self.flat = set()          # nodes known to need no profile (yet)
-        self.bp_times = []         # sorted times after now where some node gains resources
-        self.bp_nodes = {}         # time -> nodes that gain then
+        self.indexed = False       # running jobs' ends known: profiles can be built
+        self.node_prof = {}        # node -> its Profile, shared with every node alike (never changed)
+        self.canon = {}            # what a fresh profile is built from -> the shared Profile
+        self.after = {}            # (id(profile), reservation) -> (profile, profile with it taken)
+        self.groups = {}           # Request.elig_key -> {profile: set of eligible nodes on it}
         self.early_releases = {}   # node -> releases of jobs started before indexing
         self.ending = []           # (expected end, job) of running jobs that end (after indexing)
         self.jobs_on = None        # node -> [(end, job)], built when a first profile is needed
-        self.touched = []          # nodes whose profile changed, in order (for resuming sweeps)
-        self.zero_from = {}        # node -> first time its CPUs are all taken (absent: never)
         self.eligible = {}
         self.floors = {}           # Request.key -> earliest start found (INF: none in window)
         self.dominance = {}        # (shape key, want_nodes) -> {(duration, ntasks): latest start found}
-        self.saved = {}            # capacity key -> [_Sweep] sorted by t
         # Advance reservations (sched/reservations.py): node -> [(start, end, maint)] windows the
         # jobs planned here (none of them belongs to a reservation) must keep clear of. They live
         # in the profiles, so planning starts indexed: no "free now, forever" shortcut.
@@ -154,36 +172,20 @@ class Planner:
         return t if t > self.now else self.round_up(self.now + max(self.res, 1))
 
     def _index(self):
-        """Index the running jobs' expected ends (the first time a job must wait).
+        """Note the running jobs' expected ends (the first time a job must wait).
 
-        Per job, not per node: a wide job's nodes are listed at its end in one
-        C-level ``extend``; each node's releases are gathered when its profile
-        is first needed (many never are).
+        Per job, not per node: each node's releases are gathered when its
+        profile is first needed.
         """
-        bp_nodes, ending = self.bp_nodes, []
+        ending = []
         for job in getattr(self.state, "running", ()):
             end = job.get("end_time")
             if end is None:
                 if job.get("time_limit") is None:
                     continue  # runs forever as far as planning knows
                 end = job["start_time"] + job["time_limit"] * 60
-            end = self._release_time(end)
-            nodes = job.get("nodes") or ()
-            known = bp_nodes.get(end)
-            if known is None:
-                bp_nodes[end] = list(nodes)
-            else:
-                known.extend(nodes)
-            ending.append((end, job))
-        for name, rel in self.early_releases.items():
-            for t, *_ in rel:
-                bp_nodes.setdefault(t, []).append(name)
-        for name, wins in self.windows.items():
-            for _, end, _ in wins:  # a reservation's end gives its node back
-                if end != INF:
-                    bp_nodes.setdefault(self.round_up(end), []).append(name)
+            ending.append((self._release_time(end), job))
         self.ending = ending
-        self.bp_times = sorted(bp_nodes)
         self.indexed = True
 
     def _releases_of(self, name):
@@ -205,23 +207,37 @@ class Planner:
         return out
 
     def _profile(self, name):
-        """The node's profile, built on first use; None for a node that stays as it is now, forever."""
-        prof = self.profiles.get(name)
-        if prof is None and self.indexed and name not in self.flat:
+        """The node's profile (after indexing), shared with every node built from the same facts.
+
+        A node's view does not change after indexing until a job is committed
+        on it, and :meth:`commit` takes the profile first, so building it
+        whenever it is first asked for gives the same profile.
+        """
+        prof = self.node_prof.get(name)
+        if prof is None:
+            v = self.views[name]
             rel = self._releases_of(name)
+            rel.sort()
             wins = self.windows.get(name)
-            if rel or wins:
-                prof = self.profiles[name] = Profile(self.views[name], self.now, rel)
-                v = self.views[name]
+            key = (v.cpus, v.real_memory, v.gpus, v.cpus - v.alloc_cpus, v.real_memory - v.alloc_memory,
+                   v.gpus - len(v.alloc_gpu_ids), v.busy_jobs, tuple(rel), tuple(wins) if wins else ())
+            prof = self.canon.get(key)
+            if prof is None:
+                prof = self.canon[key] = Profile(v, self.now, rel)
                 for start, end, _ in wins or ():
                     prof.reserve(max(start, self.now), self.round_up(end), v.cpus, v.real_memory, v.gpus)
-            else:
-                self.flat.add(name)
+            self.node_prof[name] = prof
         return prof
 
     def commit(self, req, t, alloc):
-        """Hold ``alloc`` from ``t`` for the job's time limit; apply it to the views if it starts now."""
+        """Hold ``alloc`` from ``t`` for the job's time limit; apply it to the views if it starts now.
+
+        Profiles are shared, so a node gets a new one with the reservation
+        taken; nodes that had the same profile and take the same share get the
+        same new one (a wide job's nodes stay one group).
+        """
         end = self.round_up(t + req.duration)
+        groups = [(members, self.eligible[ek].members) for ek, members in self.groups.items()]
         for name in alloc.nodes:
             c, m = alloc.cpus_per_node[name], alloc.memory_per_node[name]
             g = len(alloc.gpus_per_node.get(name, ()))
@@ -229,24 +245,27 @@ class Planner:
                 if end != INF:
                     self.early_releases.setdefault(name, []).append((end, c, m, g))
                 continue
-            prof = self._profile(name)
-            if prof is None:
-                prof = self.profiles[name] = Profile(self.views[name], self.now, ())
-                self.flat.discard(name)
-            prof.reserve(t, end, c, m, g)
-            if end != INF:
-                # The sweep needs only gains: the reservation's end (its start is a loss).
-                nodes = self.bp_nodes.get(end)
-                if nodes is None:
-                    self.bp_nodes[end] = [name]
-                    bisect.insort(self.bp_times, end)
-                elif nodes[-1] != name:
-                    nodes.append(name)
-            self.touched.append(name)
-            if t < self.zero_from.get(name, INF):
-                k = next((k for k, free in enumerate(prof.cpus) if free <= 0), None)
-                if k is not None:
-                    self.zero_from[name] = prof.times[k]
+            old = self._profile(name)
+            key = (id(old), t, end, c, m, g)
+            known = self.after.get(key)
+            if known is None:
+                new = old.copy()
+                new.reserve(t, end, c, m, g)
+                self.after[key] = (old, new)  # keeps ``old`` alive, so its id is not reused
+            else:
+                new = known[1]
+            self.node_prof[name] = new
+            for on, eligible in groups:
+                if name in eligible:
+                    left = on[old]
+                    left.discard(name)
+                    if not left:
+                        del on[old]
+                    known = on.get(new)
+                    if known is None:
+                        on[new] = {name}
+                    else:
+                        known.add(name)
         if t == self.now:
             alloc.apply(self.views)
 
@@ -262,6 +281,20 @@ class Planner:
                 if n in views and views[n].usable and n not in excluded
                 and (not features or features_match(features, views[n].features))])
         return elig
+
+    def _groups_for(self, req, elig):
+        on = self.groups.get(req.elig_key)
+        if on is None:
+            on = self.groups[req.elig_key] = {}
+            profile = self._profile
+            for name in elig.names:
+                prof = profile(name)
+                known = on.get(prof)
+                if known is None:
+                    on[prof] = {name}
+                else:
+                    known.add(name)
+        return on
 
     def _floor(self, req):
         """The earliest the job could start: no earlier than any job it dominates found room.
@@ -298,7 +331,7 @@ class Planner:
         if floor != INF and elig.names and all(r in elig.members for r in req.required):
             if not self.indexed and floor == self.now:
                 # Until some job must wait, "now" is all that matters: no profiles needed.
-                found = self._walk(job, req, elig, floor, now_only=True)
+                found = self._start_now(job, req, elig)
             if found is None:
                 if not self.indexed:
                     self._index()
@@ -306,161 +339,32 @@ class Planner:
         self._record(req, found[0] if found else INF)
         return found
 
-    def _evaluate(self, sw, req, name, t, end, gains_only=False):
-        """Capacity of node ``name`` for ``req`` over [t, end): exact per-resource minima.
-
-        The planner's hot path, hence the early outs: with ``gains_only`` (at
-        the node's own breakpoint) nothing happens unless the node gains
-        something at ``t`` (losses reach the window's right edge first and come
-        through the expiry heap); a node that cannot take a task at ``t`` needs
-        no window scan (it is evaluated again at its next breakpoint); and the
-        expiry scan only looks for a later segment that would lower *this
-        job's* capacity.
-        """
-        prof = self.profiles.get(name)
-        if prof is None and self.indexed and name not in self.flat:
-            prof = self._profile(name)  # first use (flat nodes skip the call: the hot path)
-        expiry = mins = None
-        if prof is None:
-            v = self.views[name]
-            mins = (v.cpus - v.alloc_cpus, v.real_memory - v.alloc_memory, v.gpus - len(v.alloc_gpu_ids),
-                    v.busy_jobs)
-            cap = req.fit(*mins)
-        else:
-            times, cpus, mem, gpus, busy = prof.times, prof.cpus, prof.mem, prof.gpus, prof.busy
-            i = bisect.bisect_right(times, t) - 1
-            if gains_only and i and cpus[i] <= cpus[i - 1] and mem[i] <= mem[i - 1] \
-                    and gpus[i] <= gpus[i - 1] and busy[i] >= busy[i - 1]:
-                return
-            cap = req.fit(cpus[i], mem[i], gpus[i], busy[i])
-            if cap:
-                n = len(times)
-                j = n if end == INF else bisect.bisect_left(times, end, i + 1)
-                if j == i + 1:
-                    mins = (cpus[i], mem[i], gpus[i], busy[i])
-                else:
-                    mins = (min(cpus[i:j]), min(mem[i:j]), min(gpus[i:j]), max(busy[i:j]))
-                    cap = req.fit(*mins)
-                if cap and j < n:
-                    c_need = cap * req.cpus_per_task
-                    m_need = c_need * req.mem_per_cpu if req.mem_per_cpu else req.mem_per_node
-                    g_need, excl = req.gpus, req.exclusive
-                    for k in range(j, n):
-                        if cpus[k] < c_need or mem[k] < m_need or gpus[k] < g_need or (excl and busy[k]):
-                            expiry = times[k] - req.duration
-                            break
-        sw.set_cap(name, cap, mins)
-        if expiry is not None:
-            heapq.heappush(sw.heap, (expiry, sw.serial, name))
-
-    def _feasible(self, sw, req):
-        if sw.total < req.ntasks or sw.count < max(req.want_nodes, 1):
-            return False
-        if req.required and not all(sw.caps.get(r, 0) for r in req.required):
-            return False
-        if req.want_nodes:  # -N k: the k roomiest nodes must hold every task
-            return sw.top_fits(req.want_nodes, req.ntasks)
-        return True
-
-    def _start_state(self, req, elig, floor):
-        """A sweep at or before ``floor``: a saved one brought up to date, or a jump to ``floor``."""
-        saved = self.saved.get(req.capacity_key, ())
-        i = bisect.bisect_right([s.t for s in saved], floor) - 1
-        bps = self.bp_times
-        if i >= 0:
-            base = saved[i]
-            gap = bisect.bisect_right(bps, floor) - bisect.bisect_right(bps, base.t)
-            # Touched nodes only lost resources: one that had no room still has none.
-            caps = base.caps
-            dirty = {n for n in self.touched[base.log_pos:] if caps.get(n)}
-        if i >= 0 and (gap + len(dirty)) * 2 <= len(elig.names) + 2:
-            sw = saved[i].copy()
-            end = self.round_up(sw.t + req.duration)
-            members = elig.members
-            for name in dirty:
-                if name in members:
-                    self._evaluate(sw, req, name, sw.t, end)
-            return sw
-        if floor > self.now:
-            # Cheaper to evaluate every node at the floor than to sweep there.
-            sw = _Sweep(floor)
-            end = self.round_up(floor + req.duration)
-            for name in elig.names:
-                self._evaluate(sw, req, name, floor, end)
-            return sw
-        return None
-
-    def _save(self, req, sw):
-        sw.log_pos = len(self.touched)
-        saved = self.saved.setdefault(req.capacity_key, [])
-        saved.insert(bisect.bisect_right([s.t for s in saved], sw.t), sw)
-        if len(saved) > MAX_SAVED:
-            # Keep the spread: drop the state closest in time to its predecessor (never the first).
-            k = min(range(1, len(saved)), key=lambda x: saved[x].t - saved[x - 1].t)
-            del saved[k]
-
-    def _walk(self, job, req, elig, floor, now_only=False):
-        """Sweep breakpoints from a start state to the first time the job fits; save the sweep."""
-        now, bps = self.now, self.bp_times
-        sw = None if now_only else self._start_state(req, elig, floor)
-        if sw is None:
-            sw = _Sweep(now)
-            early = floor == now and not req.want_nodes and not req.required
-            views, dead, zero_from = self.views, [], self.zero_from
-            end = self.round_up(now + req.duration)
-            for name in elig.free_now:
-                v = views[name]
-                if v.cpus - v.alloc_cpus <= 0:  # free_cpus, without the property call
-                    dead.append(name)
-                    continue
-                if zero_from.get(name, INF) < end:
-                    continue  # free now, but entirely taken before the job would end: capacity 0
-                self._evaluate(sw, req, name, now, end)
-                if early and sw.caps[name] and sw.total >= req.ntasks:
-                    # Block layout takes the first nodes with room: no need to look further.
-                    alloc = self._place_at(job, req, now, sw, elig)
-                    if alloc is not None:
-                        self._prune(elig, dead)
-                        return now, alloc
-            self._prune(elig, dead)
-            if self.indexed:
-                self._save(req, sw.copy())
-        t = sw.t
-        k = bisect.bisect_right(bps, t)
-        members, heap, profiles, fit = elig.members, sw.heap, self.profiles, req.fit
-        set_cap = sw.set_cap
-        fits = {}  # final-segment values -> capacity (many nodes end up alike: empty)
-        while True:
-            if t >= floor and self._feasible(sw, req):
-                alloc = self._place_at(job, req, t, sw, elig)
+    def _start_now(self, job, req, elig):
+        """Before any job waits: can the job start now, on the views as they are?"""
+        now, sw, views, dead = self.now, _Sweep(), self.views, []
+        early = not req.want_nodes and not req.required
+        fit = req.fit
+        for name in elig.free_now:
+            v = views[name]
+            free = v.cpus - v.alloc_cpus  # free_cpus, without the property call
+            if free <= 0:
+                dead.append(name)
+                continue
+            mins = (free, v.real_memory - v.alloc_memory, v.gpus - len(v.alloc_gpu_ids), v.busy_jobs)
+            cap = fit(*mins)
+            sw.set_cap(name, cap, mins)
+            if early and cap and sw.total >= req.ntasks:
+                # Block layout takes the first nodes with room: no need to look further.
+                alloc = self._place_at(job, req, now, sw.caps.get, sw.mins.__getitem__, elig)
                 if alloc is not None:
-                    break
-            if now_only or k >= len(bps) or bps[k] > self.horizon:
-                alloc = None
-                break
-            t = sw.t = bps[k]
-            k += 1
-            end = self.round_up(t + req.duration)
-            for name in self.bp_nodes[t]:
-                if name not in members:
-                    continue
-                prof = profiles.get(name) or self._profile(name)
-                if prof.times[-1] != t:
-                    self._evaluate(sw, req, name, t, end, True)
-                    continue
-                # Fast path: the node's last change; the window lies in its final segment.
-                mins = (prof.cpus[-1], prof.mem[-1], prof.gpus[-1], prof.busy[-1])
-                cap = fits.get(mins)
-                if cap is None:
-                    cap = fits[mins] = fit(*mins)
-                set_cap(name, cap, mins)
-            while heap and heap[0][0] < t:
-                _, ver, name = heapq.heappop(heap)
-                if sw.version[name] == ver:
-                    self._evaluate(sw, req, name, t, end)
-        if self.indexed and not now_only:
-            self._save(req, sw)
-        return (t, alloc) if alloc is not None else None
+                    self._prune(elig, dead)
+                    return now, alloc
+        self._prune(elig, dead)
+        if self._feasible(sw.total, sw.count, sw.hist, sw.caps.get, req):
+            alloc = self._place_at(job, req, now, sw.caps.get, sw.mins.__getitem__, elig)
+            if alloc is not None:
+                return now, alloc
+        return None
 
     @staticmethod
     def _prune(elig, dead):
@@ -468,34 +372,137 @@ class Planner:
             gone = set(dead)
             elig.free_now = [n for n in elig.free_now if n not in gone]
 
-    def _place_at(self, job, req, t, sw, elig):
-        """Run the real placement on views showing what is free over the job's window."""
-        caps = sw.caps
-        if sw.count * 8 < len(elig.names):
-            names = sorted((n for n, c in caps.items() if c), key=elig.pos.__getitem__)
+    @staticmethod
+    def _evaluate(prof, req, t, end):
+        """``(capacity, minima, expiry)`` of a profile for ``req`` over [t, end): exact per-resource minima.
+
+        ``expiry``: the time past which a later window reaches a segment that
+        lowers *this job's* capacity (None: never). A profile that cannot take
+        a task at ``t`` needs no window scan: it is evaluated again where it
+        next gains.
+        """
+        times, cpus, mem, gpus, busy = prof.times, prof.cpus, prof.mem, prof.gpus, prof.busy
+        i = bisect.bisect_right(times, t) - 1
+        cap = req.fit(cpus[i], mem[i], gpus[i], busy[i])
+        if not cap:
+            return 0, None, None
+        n = len(times)
+        j = n if end == INF else bisect.bisect_left(times, end, i + 1)
+        if j == i + 1:
+            mins = (cpus[i], mem[i], gpus[i], busy[i])
         else:
-            names = [n for n in elig.names if caps.get(n)]
-        if not req.required:
-            # Placement fills nodes in order, so the first ones with room decide
-            # (with -N: the first k, unless they are too small, then the roomiest).
-            if req.want_nodes:
-                head = names[:req.want_nodes]
-                if sum(caps[n] for n in head) >= req.ntasks:
-                    names = head
-            else:
-                room, cut = 0, len(names)
-                for i, n in enumerate(names):
-                    room += caps[n]
+            mins = (min(cpus[i:j]), min(mem[i:j]), min(gpus[i:j]), max(busy[i:j]))
+            cap = req.fit(*mins)
+        if cap and j < n:
+            c_need = cap * req.cpus_per_task
+            m_need = c_need * req.mem_per_cpu if req.mem_per_cpu else req.mem_per_node
+            g_need, excl = req.gpus, req.exclusive
+            for k in range(j, n):
+                if cpus[k] < c_need or mem[k] < m_need or gpus[k] < g_need or (excl and busy[k]):
+                    return cap, mins, times[k] - req.duration
+        return cap, mins, None
+
+    @staticmethod
+    def _feasible(total, count, hist, cap_of, req):
+        if total < req.ntasks or count < max(req.want_nodes, 1):
+            return False
+        if req.required and not all(cap_of(r) for r in req.required):
+            return False
+        if req.want_nodes:  # -N k: the k roomiest nodes must hold every task
+            return _top_fits(hist, req.want_nodes, req.ntasks)
+        return True
+
+    def _walk(self, job, req, elig, floor):
+        """The first time from ``floor`` the job fits, sweeping the times its nodes' groups gain resources.
+
+        Capacities only grow where some node gets resources back (a running
+        job's or a planned job's end, a reservation's end), so those times are
+        the only candidates after ``floor``; losses (the window's right edge
+        reaching a busier segment) come through the expiry heap.
+        """
+        on = self._groups_for(req, elig)
+        sw = _GroupSweep(on)
+        evaluate, set_cap, duration = self._evaluate, sw.set_cap, req.duration
+        t = floor
+        end = self.round_up(t + duration)
+        events = []  # (time, serial, profile, index in its gain times): each group's next gain
+        for prof in on:
+            set_cap(prof, *evaluate(prof, req, t, end))
+            gains = prof.gain_times()
+            k = bisect.bisect_right(gains, t)
+            if k < len(gains):
+                events.append((gains[k], len(events), prof, k))
+        heapq.heapify(events)
+        heap, node_prof, horizon, serial = sw.heap, self.node_prof, self.horizon, len(events)
+        caps = sw.caps
+        cap_of = lambda name: caps.get(node_prof.get(name), 0)  # noqa: E731
+        while True:
+            if self._feasible(sw.total, sw.count, sw.hist, cap_of, req):
+                alloc = self._place_at(job, req, t, cap_of, lambda name: sw.mins[node_prof[name]], elig,
+                                       self._roomy(sw, elig))
+                if alloc is not None:
+                    return t, alloc
+            if not events or events[0][0] > horizon:
+                return None
+            t = events[0][0]
+            end = self.round_up(t + duration)
+            while events and events[0][0] == t:
+                _, _, prof, k = heapq.heappop(events)
+                set_cap(prof, *evaluate(prof, req, t, end))
+                gains = prof.gain_times()
+                if k + 1 < len(gains):
+                    serial += 1
+                    heapq.heappush(events, (gains[k + 1], serial, prof, k + 1))
+            while heap and heap[0][0] < t:
+                _, ver, prof = heapq.heappop(heap)
+                if sw.version[prof] == ver:
+                    set_cap(prof, *evaluate(prof, req, t, end))
+
+    @staticmethod
+    def _roomy(sw, elig):
+        """The eligible nodes with room for the job in the sweep, in partition order."""
+        groups = [members for prof, members in sw.on.items() if sw.caps.get(prof)]
+        if sw.count * 8 < len(elig.names):
+            return sorted((n for members in groups for n in members), key=elig.pos.__getitem__)
+        if len(groups) == 1:
+            members = groups[0]
+            return [n for n in elig.names if n in members]
+        roomy = set().union(*groups)
+        return [n for n in elig.names if n in roomy]
+
+    def _place_at(self, job, req, t, cap_of, mins_of, elig, candidates=None):
+        """Run the real placement on views showing what is free over the job's window.
+
+        ``cap_of(node)``: the job's capacity on the node over the window;
+        ``mins_of(node)``: the node's free (cpus, memory, gpus, jobs) over it;
+        ``candidates``: the nodes that may have room, in partition order (default: all eligible).
+        """
+        if candidates is None:
+            candidates = elig.names
+        if not req.required and not req.want_nodes:
+            # Placement fills nodes in order, so the first ones with room decide.
+            names, caps, room = [], {}, 0
+            for n in candidates:
+                c = cap_of(n)
+                if c:
+                    names.append(n)
+                    caps[n] = c
+                    room += c
                     if room >= req.ntasks:
-                        cut = i + 1
                         break
-                names = names[:cut]
-                if not (req.exclusive or req.gpus):
-                    return self._block_allocation(req, names, caps)
+            if not (req.exclusive or req.gpus):
+                return self._block_allocation(req, names, caps)
+        else:
+            names = [n for n in candidates if cap_of(n)]
+            if not req.required:
+                # With -N: the first k, unless they are too small, then the roomiest.
+                head = names[:req.want_nodes]
+                if sum(cap_of(n) for n in head) >= req.ntasks:
+                    names = head
         views = []
         for name in names:
             v = self.views[name]
-            cpus, mem, gpus, busy = sw.mins[name]
+            cpus, mem, gpus, busy = mins_of(name)
             if t == self.now:  # real GPU indices: the allocation is used as is
                 free = v.free_gpu_ids()
                 gpu_ids = v.alloc_gpu_ids | set(free[gpus:])
@@ -504,7 +511,6 @@ class Planner:
             views.append(NodeView(name, v.cpus, v.real_memory, v.gpus, v.features, v.cpus - cpus,
                                   v.real_memory - mem, gpu_ids, True, busy))
         return place(job, views, expand_hostlist=self.state.expand_hostlist)
-
     @staticmethod
     def _block_allocation(req, names, caps):
         """What :func:`~.placement.place` returns for a plain job (no -N, -w, --exclusive, GPUs).
