@@ -30,6 +30,7 @@ costs about one sweep per shape, not one per job.
 
 import bisect
 import heapq
+import itertools
 import math
 
 from .availability import INF, Profile
@@ -190,21 +191,25 @@ class Planner:
 
     def _releases_of(self, name):
         """``(time, cpus, mem, gpus)`` given back on node ``name`` by running jobs (and early starts)."""
-        if self.jobs_on is None:
+        jobs_on = self.jobs_on
+        if jobs_on is None:
             self.jobs_on = jobs_on = {}
-            for entry in self.ending:
-                for n in entry[1].get("nodes") or ():
+            for end, job in self.ending:
+                cpus = job.get("cpus_per_node") or {}
+                mem = job.get("mem_alloc_per_node") or {}
+                gpus = job.get("gpus_per_node") or {}
+                for n in job.get("nodes") or ():
+                    entry = (end, cpus.get(n, 0), mem.get(n, 0), len(gpus.get(n, ())))
                     known = jobs_on.get(n)
                     if known is None:
                         jobs_on[n] = [entry]
                     else:
                         known.append(entry)
-        out = list(self.early_releases.get(name, ()))
-        for end, job in self.jobs_on.get(name, ()):
-            out.append((end, (job.get("cpus_per_node") or {}).get(name, 0),
-                        (job.get("mem_alloc_per_node") or {}).get(name, 0),
-                        len((job.get("gpus_per_node") or {}).get(name, ()))))
-        return out
+        early = self.early_releases.get(name)
+        rel = jobs_on.get(name)
+        if early:
+            return early + rel if rel else list(early)
+        return list(rel) if rel else []
 
     def _profile(self, name):
         """The node's profile (after indexing), shared with every node built from the same facts.
@@ -237,35 +242,46 @@ class Planner:
         same new one (a wide job's nodes stay one group).
         """
         end = self.round_up(t + req.duration)
-        groups = [(members, self.eligible[ek].members) for ek, members in self.groups.items()]
-        for name in alloc.nodes:
-            c, m = alloc.cpus_per_node[name], alloc.memory_per_node[name]
-            g = len(alloc.gpus_per_node.get(name, ()))
-            if not self.indexed:
-                if end != INF:
-                    self.early_releases.setdefault(name, []).append((end, c, m, g))
-                continue
-            old = self._profile(name)
-            key = (id(old), t, end, c, m, g)
-            known = self.after.get(key)
-            if known is None:
-                new = old.copy()
-                new.reserve(t, end, c, m, g)
-                self.after[key] = (old, new)  # keeps ``old`` alive, so its id is not reused
-            else:
-                new = known[1]
-            self.node_prof[name] = new
-            for on, eligible in groups:
-                if name in eligible:
+        cpus, mem, gpus = alloc.cpus_per_node, alloc.memory_per_node, alloc.gpus_per_node
+        if not self.indexed:
+            if end != INF:
+                for name in alloc.nodes:
+                    self.early_releases.setdefault(name, []).append(
+                        (end, cpus[name], mem[name], len(gpus.get(name, ()))))
+        else:
+            # Nodes that had the same profile and take the same share move together.
+            moves, node_prof, profile = {}, self.node_prof, self._profile
+            for name in alloc.nodes:
+                key = (node_prof.get(name) or profile(name), cpus[name], mem[name], len(gpus.get(name, ())))
+                names = moves.get(key)
+                if names is None:
+                    moves[key] = [name]
+                else:
+                    names.append(name)
+            groups = [(on, self.eligible[ek].members) for ek, on in self.groups.items()]
+            for (old, c, m, g), names in moves.items():
+                key = (id(old), t, end, c, m, g)
+                known = self.after.get(key)
+                if known is None:
+                    new = old.copy()
+                    new.reserve(t, end, c, m, g)
+                    self.after[key] = (old, new)  # keeps ``old`` alive, so its id is not reused
+                else:
+                    new = known[1]
+                node_prof.update(dict.fromkeys(names, new))
+                for on, eligible in groups:
+                    moved = eligible.intersection(names)
+                    if not moved:
+                        continue
                     left = on[old]
-                    left.discard(name)
+                    left -= moved
                     if not left:
                         del on[old]
                     known = on.get(new)
                     if known is None:
-                        on[new] = {name}
+                        on[new] = moved
                     else:
-                        known.add(name)
+                        known |= moved
         if t == self.now:
             alloc.apply(self.views)
 
@@ -436,10 +452,19 @@ class Planner:
         heap, node_prof, horizon, serial = sw.heap, self.node_prof, self.horizon, len(events)
         caps = sw.caps
         cap_of = lambda name: caps.get(node_prof.get(name), 0)  # noqa: E731
+        plain = not (req.required or req.want_nodes or req.exclusive or req.gpus)
         while True:
             if self._feasible(sw.total, sw.count, sw.hist, cap_of, req):
-                alloc = self._place_at(job, req, t, cap_of, lambda name: sw.mins[node_prof[name]], elig,
-                                       self._roomy(sw, elig))
+                roomy = self._roomy(sw, elig)
+                if plain:
+                    # The first nodes with room in partition order, just enough of them.
+                    room = [caps[node_prof[n]] for n in roomy]
+                    cut = bisect.bisect_left(list(itertools.accumulate(room)), req.ntasks) + 1
+                    names = roomy[:cut]
+                    alloc = self._block_allocation(req, names, dict(zip(names, room)))
+                else:
+                    alloc = self._place_at(job, req, t, cap_of, lambda name: sw.mins[node_prof[name]], elig,
+                                           roomy)
                 if alloc is not None:
                     return t, alloc
             if not events or events[0][0] > horizon:
@@ -522,21 +547,25 @@ class Planner:
         without building window views: one task on each, then each filled in
         turn. Eligibility (features, --exclude) was applied when ``names`` were.
         """
-        room = 0
-        for name in names:
-            room += caps[name]
+        room = sum(map(caps.__getitem__, names))
         if not names or room < req.ntasks:
             return None
-        tasks = dict.fromkeys(names, 1)
-        left = req.ntasks - len(names)
-        for name in names:
-            if left <= 0:
-                break
-            more = min(caps[name] - 1, left)
-            tasks[name] += more
-            left -= more
+        last = names[-1]
+        if room - caps[last] < req.ntasks:
+            # Just enough nodes: every node but the last fills up, the last takes the rest.
+            tasks = dict(zip(names, map(caps.__getitem__, names)))
+            tasks[last] = req.ntasks - (room - caps[last])
+        else:
+            tasks = dict.fromkeys(names, 1)
+            left = req.ntasks - len(names)
+            for name in names:
+                if left <= 0:
+                    break
+                more = min(caps[name] - 1, left)
+                tasks[name] += more
+                left -= more
         c, mem_per_cpu, mem_per_node = req.cpus_per_task, req.mem_per_cpu, req.mem_per_node
-        cpus = {name: tasks[name] * c for name in names}
+        cpus = dict(tasks) if c == 1 else {name: n * c for name, n in tasks.items()}
         mem = {name: mem_per_cpu * n for name, n in cpus.items()} if mem_per_cpu else \
             dict.fromkeys(names, mem_per_node)
         return Allocation(list(names), tasks, cpus, mem, {name: [] for name in names})
