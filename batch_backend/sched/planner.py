@@ -136,6 +136,65 @@ class _GroupSweep:
             heapq.heappush(self.heap, (expiry, serial, prof))
 
 
+class _TotalFree:
+    """Free CPUs of all nodes together as a step function of time: a cheap bound for the sweep.
+
+    Built from the views and the running jobs' releases without any node's
+    profile, and kept up to date by :meth:`Planner.commit`. It never
+    undercounts (releases are not clamped at a node's size, and no node's free
+    CPUs go below zero without advance reservations, when it is not used), so
+    a job whose tasks need more CPUs than it shows over the job's whole window
+    cannot start then on any set of nodes, and the sweep can skip straight past.
+    """
+
+    __slots__ = ("times", "cpus")
+
+    def __init__(self, now, base, releases):
+        gains = {}
+        for t, c in releases:
+            if t <= now:
+                base += c
+            else:
+                gains[t] = gains.get(t, 0) + c
+        self.times, self.cpus = [now], [base]
+        for t in sorted(gains):
+            self.times.append(t)
+            self.cpus.append(self.cpus[-1] + gains[t])
+
+    def _split(self, t):
+        k = bisect.bisect_left(self.times, t)
+        if k < len(self.times) and self.times[k] == t:
+            return k
+        self.times.insert(k, t)
+        self.cpus.insert(k, self.cpus[k - 1])
+        return k
+
+    def take(self, t0, t1, cpus):
+        i = self._split(t0)
+        j = len(self.times) if t1 == INF else self._split(t1)
+        values = self.cpus
+        for k in range(i, j):
+            values[k] -= cpus
+
+    def first_possible(self, floor, need, duration, horizon, round_up):
+        """The first of ``floor`` and the later breakpoints (up to ``horizon``) where ``need`` CPUs
+        are free over [t, round_up(t + duration)); None if there is none."""
+        times, values = self.times, self.cpus
+        n = len(times)
+        i = bisect.bisect_right(times, floor) - 1
+        t = floor
+        while True:
+            if values[i] >= need:
+                end = round_up(t + duration)
+                j = n if end == INF else bisect.bisect_left(times, end, i + 1)
+                if j == i + 1 or min(values[i:j]) >= need:
+                    return t
+            i += 1
+            if i >= n or times[i] > horizon:
+                return None
+            t = times[i]
+
+
 class Planner:
     """One pass's availability profiles and planning (see the module docstring)."""
 
@@ -151,6 +210,7 @@ class Planner:
         self.early_releases = {}   # node -> releases of jobs started before indexing
         self.ending = []           # (expected end, job) of running jobs that end (after indexing)
         self.jobs_on = None        # node -> [(end, job)], built when a first profile is needed
+        self.total = None          # _TotalFree, after indexing (without advance reservations)
         self.eligible = {}
         self.floors = {}           # Request.key -> earliest start found (INF: none in window)
         self.dominance = {}        # (shape key, want_nodes) -> {(duration, ntasks): latest start found}
@@ -188,6 +248,12 @@ class Planner:
             ending.append((self._release_time(end), job))
         self.ending = ending
         self.indexed = True
+        if not self.windows:
+            releases = [(end, sum((job.get("cpus_per_node") or {}).values())) for end, job in ending]
+            for rel in self.early_releases.values():
+                releases.extend((t, c) for t, c, _, _ in rel)
+            self.total = _TotalFree(self.now, sum(max(0, v.cpus - v.alloc_cpus) for v in self.views.values()),
+                                    releases)
 
     def _releases_of(self, name):
         """``(time, cpus, mem, gpus)`` given back on node ``name`` by running jobs (and early starts)."""
@@ -224,8 +290,8 @@ class Planner:
             rel = self._releases_of(name)
             rel.sort()
             wins = self.windows.get(name)
-            key = (v.cpus, v.real_memory, v.gpus, v.cpus - v.alloc_cpus, v.real_memory - v.alloc_memory,
-                   v.gpus - len(v.alloc_gpu_ids), v.busy_jobs, tuple(rel), tuple(wins) if wins else ())
+            key = (v.cpus, v.real_memory, v.gpus, v.alloc_cpus, v.alloc_memory, len(v.alloc_gpu_ids),
+                   v.busy_jobs, tuple(rel), tuple(wins) if wins else ())
             prof = self.canon.get(key)
             if prof is None:
                 prof = self.canon[key] = Profile(v, self.now, rel)
@@ -249,15 +315,28 @@ class Planner:
                     self.early_releases.setdefault(name, []).append(
                         (end, cpus[name], mem[name], len(gpus.get(name, ()))))
         else:
-            # Nodes that had the same profile and take the same share move together.
-            moves, node_prof, profile = {}, self.node_prof, self._profile
-            for name in alloc.nodes:
-                key = (node_prof.get(name) or profile(name), cpus[name], mem[name], len(gpus.get(name, ())))
-                names = moves.get(key)
-                if names is None:
-                    moves[key] = [name]
-                else:
-                    names.append(name)
+            if self.total is not None:
+                self.total.take(t, end, sum(cpus.values()))
+            # Nodes that had the same profile and take the same share move together
+            # (a block allocation has one or two kinds of node: built with C-level zips).
+            names, node_prof = alloc.nodes, self.node_prof
+            profs = [node_prof.get(n) or self._profile(n) for n in names]
+            keys = list(zip(profs, map(cpus.__getitem__, names), map(mem.__getitem__, names),
+                            [len(gpus.get(n, ())) for n in names] if gpus and any(gpus.values())
+                            else itertools.repeat(0)))
+            kinds = set(keys)
+            if len(kinds) == 1:
+                moves = {keys[0]: names}
+            elif len(kinds) <= 4:
+                moves = {k: [n for n, nk in zip(names, keys) if nk == k] for k in kinds}
+            else:
+                moves = {}
+                for key, name in zip(keys, names):
+                    known = moves.get(key)
+                    if known is None:
+                        moves[key] = [name]
+                    else:
+                        known.append(name)
             groups = [(on, self.eligible[ek].members) for ek, on in self.groups.items()]
             for (old, c, m, g), names in moves.items():
                 key = (id(old), t, end, c, m, g)
@@ -302,9 +381,23 @@ class Planner:
         on = self.groups.get(req.elig_key)
         if on is None:
             on = self.groups[req.elig_key] = {}
-            profile = self._profile
+            profile, node_prof, canon, views = self._profile, self.node_prof, self.canon, self.views
+            special = self.early_releases.keys() | self.windows.keys()
+            if self.jobs_on is None:
+                self._releases_of("")  # gathers every node's releases
+            jobs_on = self.jobs_on
             for name in elig.names:
-                prof = profile(name)
+                prof = node_prof.get(name)
+                if prof is None and name not in special:
+                    # _profile's key, inline: this runs for every node in every pass.
+                    v, rel = views[name], jobs_on.get(name)
+                    prof = canon.get((v.cpus, v.real_memory, v.gpus, v.alloc_cpus, v.alloc_memory,
+                                      len(v.alloc_gpu_ids), v.busy_jobs,
+                                      (tuple(sorted(rel)) if len(rel) > 1 else tuple(rel)) if rel else (), ()))
+                    if prof is not None:
+                        node_prof[name] = prof
+                if prof is None:
+                    prof = profile(name)
                 known = on.get(prof)
                 if known is None:
                     on[prof] = {name}
@@ -436,10 +529,18 @@ class Planner:
         the only candidates after ``floor``; losses (the window's right edge
         reaching a busier segment) come through the expiry heap.
         """
+        duration = req.duration
+        t = floor
+        if self.total is not None:
+            # Until all free CPUs together suffice, no time can work: start the sweep there. (The
+            # candidate times skipped are breakpoints of the total too, so each was ruled out.)
+            t = self.total.first_possible(floor, req.ntasks * req.cpus_per_task, duration, self.horizon,
+                                          self.round_up)
+            if t is None:
+                return None
         on = self._groups_for(req, elig)
         sw = _GroupSweep(on)
-        evaluate, set_cap, duration = self._evaluate, sw.set_cap, req.duration
-        t = floor
+        evaluate, set_cap = self._evaluate, sw.set_cap
         end = self.round_up(t + duration)
         events = []  # (time, serial, profile, index in its gain times): each group's next gain
         for prof in on:
