@@ -9,23 +9,26 @@ are planned around it. It is private to one pass (built from one
 a pass availability only ever shrinks, which is what makes the caches sound.
 
 Representation: each node's free CPUs, memory, GPUs and job count as a step
-function of time (:class:`~.availability.Profile`). Nodes nobody has touched
-have no profile at all (free now, forever), and profiles are only built once
-some job cannot start now, so a pass that starts everything costs what FIFO
-costs.
+function of time (:class:`~.availability.Profile`). Nodes built from the same
+facts (free resources now, releases, reservations) share one immutable
+profile, and :meth:`Planner.commit` gives the nodes of an allocation new
+shared profiles (copy-on-write), so the nodes of a cluster fall into a few
+*groups* with identical futures (a wide job's nodes, the idle nodes). Profiles
+are only built once some job cannot start now, so a pass that starts
+everything costs what FIFO costs.
 
-Search: the earliest feasible start is ``now`` or a breakpoint where some node
-gains resources, so :meth:`Planner._walk` sweeps breakpoints in time order,
-keeping each node's capacity for the job (tasks that fit over the job's whole
-window) up to date incrementally, and runs the real :func:`~.placement.place`
-on window views once the totals say it could fit.
+Search: the earliest feasible start is the job's floor (see below) or a time
+where some eligible group gains resources, so :meth:`Planner._walk` sweeps
+those times in order, keeping each group's capacity for the job (tasks that
+fit over the job's whole window) up to date, weighted by its node count, and
+places the job once the totals say it fits. Before that, the free CPUs of all
+nodes together (:class:`_TotalFree`) rule out every time they are too few.
 
-Why it is fast enough for 10,000 pending jobs: capacities depend only on a
-job's per-node shape (the *capacity key*), and feasibility is monotone in the
-task count, so a sweep saved by one job is resumed by later jobs of the same
-shape from the latest point they provably cannot start before (the
-*dominance floor*), re-evaluating only nodes touched since. A deep queue then
-costs about one sweep per shape, not one per job.
+Why it is fast enough for 10,000 pending jobs and 100,000-job replays: a sweep
+costs the number of distinct groups (tens), not nodes (hundreds or
+thousands); and a job's start is never looked for before the latest start
+found for a job it dominates (same per-node shape, no more tasks, no longer
+limit: the *dominance floor*), since availability only shrinks within a pass.
 """
 
 import bisect
@@ -74,9 +77,6 @@ class _Sweep:
             self.total += cap
             self.count += 1
             self.hist[cap] = self.hist.get(cap, 0) + 1
-
-    def top_fits(self, k, ntasks):
-        return _top_fits(self.hist, k, ntasks)
 
 
 def _top_fits(hist, k, ntasks):
@@ -320,7 +320,9 @@ class Planner:
             # Nodes that had the same profile and take the same share move together
             # (a block allocation has one or two kinds of node: built with C-level zips).
             names, node_prof = alloc.nodes, self.node_prof
-            profs = [node_prof.get(n) or self._profile(n) for n in names]
+            profs = list(map(node_prof.get, names))
+            if None in profs:
+                profs = [p or self._profile(n) for p, n in zip(profs, names)]
             keys = list(zip(profs, map(cpus.__getitem__, names), map(mem.__getitem__, names),
                             [len(gpus.get(n, ())) for n in names] if gpus and any(gpus.values())
                             else itertools.repeat(0)))
@@ -543,8 +545,12 @@ class Planner:
         evaluate, set_cap = self._evaluate, sw.set_cap
         end = self.round_up(t + duration)
         events = []  # (time, serial, profile, index in its gain times): each group's next gain
+        fit, bisect_right = req.fit, bisect.bisect_right
         for prof in on:
-            set_cap(prof, *evaluate(prof, req, t, end))
+            # A group with no room at t right now has capacity 0 (the sweep's default): no window scan.
+            i = bisect_right(prof.times, t) - 1
+            if fit(prof.cpus[i], prof.mem[i], prof.gpus[i], prof.busy[i]):
+                set_cap(prof, *evaluate(prof, req, t, end))
             gains = prof.gain_times()
             k = bisect.bisect_right(gains, t)
             if k < len(gains):
