@@ -39,6 +39,8 @@ import math
 from .availability import INF, Profile
 from .placement import Allocation, NodeView, features_match, place
 
+MAX_SAVED = 12  # sweeps kept per capacity key
+
 
 class _Eligible:
     """The nodes a kind of job may use, in partition order, and those with free CPUs now."""
@@ -100,34 +102,47 @@ class _GroupSweep:
     shares one immutable :class:`~.availability.Profile` between them, so a
     sweep evaluates each distinct profile once, weighted by how many eligible
     nodes have it. ``heap`` holds (time, serial, profile): past that time the
-    window reaches a segment with less room.
+    window reaches a segment with less room. Because profiles never change, a
+    saved sweep stays right for every profile it has evaluated: resuming it
+    only needs the group moves (``log_pos``) made by commits since.
     """
 
-    __slots__ = ("on", "caps", "mins", "version", "heap", "hist", "total", "count", "serial")
+    __slots__ = ("on", "caps", "mins", "version", "heap", "hist", "total", "count", "serial", "t", "log_pos")
 
-    def __init__(self, on):
-        self.on = on  # profile -> set of the eligible nodes on it
+    def __init__(self, on, t):
+        self.on = on  # profile -> set of the eligible nodes on it (now)
         self.caps, self.mins, self.version, self.heap, self.hist = {}, {}, {}, [], {}
-        self.total = self.count = self.serial = 0
+        self.total = self.count = self.serial = self.log_pos = 0
+        self.t = t
+
+    def copy(self):
+        new = _GroupSweep(self.on, self.t)
+        new.caps, new.mins, new.version, new.hist = self.caps.copy(), self.mins.copy(), self.version.copy(), \
+            self.hist.copy()
+        new.heap = list(self.heap)
+        new.total, new.count, new.serial, new.log_pos = self.total, self.count, self.serial, self.log_pos
+        return new
+
+    def weigh(self, cap, n):
+        """Count ``n`` more (or fewer, if negative) nodes with capacity ``cap``."""
+        if cap and n:
+            self.total += cap * n
+            self.count += n
+            hist = self.hist
+            left = hist.get(cap, 0) + n
+            if left:
+                hist[cap] = left
+            else:
+                del hist[cap]
 
     def set_cap(self, prof, cap, mins, expiry):
         old = self.caps.get(prof, 0)
         if cap != old:
-            n = len(self.on[prof])
-            self.total += (cap - old) * n
-            hist = self.hist
-            if old:
-                left = hist[old] - n
-                if left:
-                    hist[old] = left
-                else:
-                    del hist[old]
-            else:
-                self.count += n
-            if cap:
-                hist[cap] = hist.get(cap, 0) + n
-            else:
-                self.count -= n
+            members = self.on.get(prof)
+            if members:
+                n = len(members)
+                self.weigh(old, -n)
+                self.weigh(cap, n)
         self.caps[prof] = cap
         self.mins[prof] = mins
         self.serial = serial = self.serial + 1
@@ -207,6 +222,10 @@ class Planner:
         self.canon = {}            # what a fresh profile is built from -> the shared Profile
         self.after = {}            # (id(profile), reservation) -> (profile, profile with it taken)
         self.groups = {}           # Request.elig_key -> {profile: set of eligible nodes on it}
+        self.moves = {}            # Request.elig_key -> [(old profile, new profile, nodes moved)], in order
+        self.saved = {}            # Request.capacity_key -> [_GroupSweep] sorted by t
+        self.gain_times = []       # sorted times after now where some profile gains resources
+        self.gains_at = {}         # time -> profiles that gain then
         self.early_releases = {}   # node -> releases of jobs started before indexing
         self.ending = []           # (expected end, job) of running jobs that end (after indexing)
         self.jobs_on = None        # node -> [(end, job)], built when a first profile is needed
@@ -297,8 +316,20 @@ class Planner:
                 prof = self.canon[key] = Profile(v, self.now, rel)
                 for start, end, _ in wins or ():
                     prof.reserve(max(start, self.now), self.round_up(end), v.cpus, v.real_memory, v.gpus)
+                self._register(prof)
             self.node_prof[name] = prof
         return prof
+
+    def _register(self, prof):
+        """Index a new profile's gain times: the sweep's candidate times."""
+        gains_at = self.gains_at
+        for t in prof.gain_times():
+            known = gains_at.get(t)
+            if known is None:
+                gains_at[t] = [prof]
+                bisect.insort(self.gain_times, t)
+            else:
+                known.append(prof)
 
     def commit(self, req, t, alloc):
         """Hold ``alloc`` from ``t`` for the job's time limit; apply it to the views if it starts now.
@@ -339,7 +370,8 @@ class Planner:
                         moves[key] = [name]
                     else:
                         known.append(name)
-            groups = [(on, self.eligible[ek].members) for ek, on in self.groups.items()]
+            groups = [(on, self.eligible[ek].members, self.moves.setdefault(ek, []))
+                      for ek, on in self.groups.items()]
             for (old, c, m, g), names in moves.items():
                 key = (id(old), t, end, c, m, g)
                 known = self.after.get(key)
@@ -347,13 +379,15 @@ class Planner:
                     new = old.copy()
                     new.reserve(t, end, c, m, g)
                     self.after[key] = (old, new)  # keeps ``old`` alive, so its id is not reused
+                    self._register(new)
                 else:
                     new = known[1]
                 node_prof.update(dict.fromkeys(names, new))
-                for on, eligible in groups:
+                for on, eligible, log in groups:
                     moved = eligible.intersection(names)
                     if not moved:
                         continue
+                    log.append((old, new, len(moved)))
                     left = on[old]
                     left -= moved
                     if not left:
@@ -529,39 +563,34 @@ class Planner:
         Capacities only grow where some node gets resources back (a running
         job's or a planned job's end, a reservation's end), so those times are
         the only candidates after ``floor``; losses (the window's right edge
-        reaching a busier segment) come through the expiry heap.
+        reaching a busier segment) come through the expiry heap. The sweep
+        starts from a saved one of the same capacity key when that is cheaper
+        than evaluating every group, and is saved for the jobs after.
         """
         duration = req.duration
-        t = floor
+        start = floor
         if self.total is not None:
             # Until all free CPUs together suffice, no time can work: start the sweep there. (The
             # candidate times skipped are breakpoints of the total too, so each was ruled out.)
-            t = self.total.first_possible(floor, req.ntasks * req.cpus_per_task, duration, self.horizon,
-                                          self.round_up)
-            if t is None:
+            start = self.total.first_possible(floor, req.ntasks * req.cpus_per_task, duration, self.horizon,
+                                              self.round_up)
+            if start is None:
                 return None
         on = self._groups_for(req, elig)
-        sw = _GroupSweep(on)
-        evaluate, set_cap = self._evaluate, sw.set_cap
-        end = self.round_up(t + duration)
-        events = []  # (time, serial, profile, index in its gain times): each group's next gain
-        fit, bisect_right = req.fit, bisect.bisect_right
-        for prof in on:
-            # A group with no room at t right now has capacity 0 (the sweep's default): no window scan.
-            i = bisect_right(prof.times, t) - 1
-            if fit(prof.cpus[i], prof.mem[i], prof.gpus[i], prof.busy[i]):
-                set_cap(prof, *evaluate(prof, req, t, end))
-            gains = prof.gain_times()
-            k = bisect.bisect_right(gains, t)
-            if k < len(gains):
-                events.append((gains[k], len(events), prof, k))
-        heapq.heapify(events)
-        heap, node_prof, horizon, serial = sw.heap, self.node_prof, self.horizon, len(events)
-        caps = sw.caps
+        log = self.moves.setdefault(req.elig_key, [])
+        sw = self._resume(req, on, log, start)
+        if sw is None:
+            sw = self._fresh(req, on, start)
+            sw.log_pos = len(log)
+        evaluate, set_cap, gains_at, times = self._evaluate, sw.set_cap, self.gains_at, self.gain_times
+        heap, node_prof, horizon, caps = sw.heap, self.node_prof, self.horizon, sw.caps
         cap_of = lambda name: caps.get(node_prof.get(name), 0)  # noqa: E731
         plain = not (req.required or req.want_nodes or req.exclusive or req.gpus)
+        t, alloc = sw.t, None
+        k = bisect.bisect_right(times, t)
+        fits = {}  # final-segment values -> capacity (many groups end up alike: empty)
         while True:
-            if self._feasible(sw.total, sw.count, sw.hist, cap_of, req):
+            if t >= start and self._feasible(sw.total, sw.count, sw.hist, cap_of, req):
                 roomy = self._roomy(sw, elig)
                 if plain:
                     # The first nodes with room in partition order, just enough of them.
@@ -573,22 +602,86 @@ class Planner:
                     alloc = self._place_at(job, req, t, cap_of, lambda name: sw.mins[node_prof[name]], elig,
                                            roomy)
                 if alloc is not None:
-                    return t, alloc
-            if not events or events[0][0] > horizon:
-                return None
-            t = events[0][0]
+                    break
+            if k >= len(times) or times[k] > horizon:
+                break
+            t = sw.t = times[k]
+            k += 1
             end = self.round_up(t + duration)
-            while events and events[0][0] == t:
-                _, _, prof, k = heapq.heappop(events)
-                set_cap(prof, *evaluate(prof, req, t, end))
-                gains = prof.gain_times()
-                if k + 1 < len(gains):
-                    serial += 1
-                    heapq.heappush(events, (gains[k + 1], serial, prof, k + 1))
+            for prof in gains_at[t]:
+                if prof in on:
+                    if prof.times[-1] != t:
+                        set_cap(prof, *evaluate(prof, req, t, end))
+                        continue
+                    # The profile's last change: the window lies in its final segment.
+                    mins = (prof.cpus[-1], prof.mem[-1], prof.gpus[-1], prof.busy[-1])
+                    cap = fits.get(mins)
+                    if cap is None:
+                        cap = fits[mins] = req.fit(*mins)
+                    set_cap(prof, cap, mins if cap else None, None)
             while heap and heap[0][0] < t:
                 _, ver, prof = heapq.heappop(heap)
                 if sw.version[prof] == ver:
                     set_cap(prof, *evaluate(prof, req, t, end))
+        self._save(req, sw, len(log))
+        return (t, alloc) if alloc is not None else None
+
+    def _fresh(self, req, on, t):
+        """A sweep at ``t`` with every group evaluated."""
+        sw = _GroupSweep(on, t)
+        end = self.round_up(t + req.duration)
+        evaluate, set_cap = self._evaluate, sw.set_cap
+        # A group without a free CPU at t has capacity 0 (the sweep's default): not even a lookup.
+        if t == self.now:
+            roomy = [prof for prof in on if prof.cpus[0] > 0]
+        else:
+            bisect_right = bisect.bisect_right
+            roomy = [prof for prof in on if prof.cpus[bisect_right(prof.times, t) - 1] > 0]
+        for prof in roomy:
+            set_cap(prof, *evaluate(prof, req, t, end))
+        return sw
+
+    def _resume(self, req, on, log, start):
+        """A saved sweep at or before ``start``, brought up to date, when cheaper than a fresh one."""
+        saved = self.saved.get(req.capacity_key)
+        if not saved:
+            return None
+        i = bisect.bisect_right([s.t for s in saved], start) - 1
+        if i < 0:
+            return None
+        base = saved[i]
+        # Cost: the groups moved since, and (roughly) the breakpoints to sweep up to ``start``.
+        moved = len(log) - base.log_pos
+        times = self.gain_times
+        gap = bisect.bisect_right(times, start) - bisect.bisect_right(times, base.t)
+        if (moved + gap) * 2 > len(on) + 2:
+            return None
+        sw = base.copy()
+        sw.on = on
+        caps, t = sw.caps, sw.t
+        end = self.round_up(t + req.duration)
+        for old, new, k in log[base.log_pos:]:
+            # k nodes left ``old`` for ``new``
+            sw.weigh(caps.get(old, 0), -k)
+            if new not in caps:  # made since (or had no room): evaluated as a fresh sweep would
+                cap, mins, expiry = self._evaluate(new, req, t, end)
+                caps[new], sw.mins[new] = cap, mins
+                sw.serial += 1
+                sw.version[new] = sw.serial
+                if expiry is not None:
+                    heapq.heappush(sw.heap, (expiry, sw.serial, new))
+            sw.weigh(caps.get(new, 0), k)
+        sw.log_pos = len(log)
+        return sw
+
+    def _save(self, req, sw, log_pos):
+        sw.log_pos = log_pos
+        saved = self.saved.setdefault(req.capacity_key, [])
+        saved.insert(bisect.bisect_right([s.t for s in saved], sw.t), sw)
+        if len(saved) > MAX_SAVED:
+            # Keep the spread: drop the state closest in time to its predecessor (never the first).
+            k = min(range(1, len(saved)), key=lambda x: saved[x].t - saved[x - 1].t)
+            del saved[k]
 
     @staticmethod
     def _roomy(sw, elig):
