@@ -107,11 +107,13 @@ class _GroupSweep:
     only needs the group moves (``log_pos``) made by commits since.
     """
 
-    __slots__ = ("on", "caps", "mins", "version", "heap", "hist", "total", "count", "serial", "t", "log_pos")
+    __slots__ = ("on", "caps", "roomy", "mins", "version", "heap", "hist", "total", "count", "serial", "t",
+                 "log_pos")
 
     def __init__(self, on, t):
         self.on = on  # profile -> set of the eligible nodes on it (now)
         self.caps, self.mins, self.version, self.heap, self.hist = {}, {}, {}, [], {}
+        self.roomy = set()  # profiles with capacity (some may have no eligible node left)
         self.total = self.count = self.serial = self.log_pos = 0
         self.t = t
 
@@ -119,7 +121,7 @@ class _GroupSweep:
         new = _GroupSweep(self.on, self.t)
         new.caps, new.mins, new.version, new.hist = self.caps.copy(), self.mins.copy(), self.version.copy(), \
             self.hist.copy()
-        new.heap = list(self.heap)
+        new.heap, new.roomy = list(self.heap), set(self.roomy)
         new.total, new.count, new.serial, new.log_pos = self.total, self.count, self.serial, self.log_pos
         return new
 
@@ -143,6 +145,10 @@ class _GroupSweep:
                 n = len(members)
                 self.weigh(old, -n)
                 self.weigh(cap, n)
+            if cap:
+                self.roomy.add(prof)
+            else:
+                self.roomy.discard(prof)
         self.caps[prof] = cap
         self.mins[prof] = mins
         self.serial = serial = self.serial + 1
@@ -187,9 +193,7 @@ class _TotalFree:
     def take(self, t0, t1, cpus):
         i = self._split(t0)
         j = len(self.times) if t1 == INF else self._split(t1)
-        values = self.cpus
-        for k in range(i, j):
-            values[k] -= cpus
+        self.cpus[i:j] = [v - cpus for v in self.cpus[i:j]]
 
     def first_possible(self, floor, need, duration, horizon, round_up):
         """The first of ``floor`` and the later breakpoints (up to ``horizon``) where ``need`` CPUs
@@ -666,6 +670,8 @@ class Planner:
             if new not in caps:  # made since (or had no room): evaluated as a fresh sweep would
                 cap, mins, expiry = self._evaluate(new, req, t, end)
                 caps[new], sw.mins[new] = cap, mins
+                if cap:
+                    sw.roomy.add(new)
                 sw.serial += 1
                 sw.version[new] = sw.serial
                 if expiry is not None:
@@ -686,7 +692,8 @@ class Planner:
     @staticmethod
     def _roomy(sw, elig):
         """The eligible nodes with room for the job in the sweep, in partition order."""
-        groups = [members for prof, members in sw.on.items() if sw.caps.get(prof)]
+        on = sw.on
+        groups = [on[prof] for prof in sw.roomy if prof in on]
         if sw.count * 8 < len(elig.names):
             return sorted((n for members in groups for n in members), key=elig.pos.__getitem__)
         if len(groups) == 1:
