@@ -335,6 +335,29 @@ class Planner:
             else:
                 known.append(prof)
 
+    def _moves(self, names, node_prof, cpus, mem, gpus):
+        """An allocation's nodes by (profile, cpus, memory, gpus taken), built with C-level zips."""
+        profs = list(map(node_prof.get, names))
+        if None in profs:
+            profs = [p or self._profile(n) for p, n in zip(profs, names)]
+        keys = list(zip(profs, map(cpus.__getitem__, names), map(mem.__getitem__, names),
+                        [len(gpus.get(n, ())) for n in names] if gpus and any(gpus.values())
+                        else itertools.repeat(0)))
+        kinds = set(keys)
+        if len(kinds) == 1:
+            moves = {keys[0]: names}
+        elif len(kinds) <= 4:
+            moves = {k: [n for n, nk in zip(names, keys) if nk == k] for k in kinds}
+        else:
+            moves = {}
+            for key, name in zip(keys, names):
+                known = moves.get(key)
+                if known is None:
+                    moves[key] = [name]
+                else:
+                    known.append(name)
+        return moves
+
     def commit(self, req, t, alloc):
         """Hold ``alloc`` from ``t`` for the job's time limit; apply it to the views if it starts now.
 
@@ -352,28 +375,14 @@ class Planner:
         else:
             if self.total is not None:
                 self.total.take(t, end, sum(cpus.values()))
-            # Nodes that had the same profile and take the same share move together
-            # (a block allocation has one or two kinds of node: built with C-level zips).
+            # Nodes that had the same profile and take the same share move together.
             names, node_prof = alloc.nodes, self.node_prof
-            profs = list(map(node_prof.get, names))
-            if None in profs:
-                profs = [p or self._profile(n) for p, n in zip(profs, names)]
-            keys = list(zip(profs, map(cpus.__getitem__, names), map(mem.__getitem__, names),
-                            [len(gpus.get(n, ())) for n in names] if gpus and any(gpus.values())
-                            else itertools.repeat(0)))
-            kinds = set(keys)
-            if len(kinds) == 1:
-                moves = {keys[0]: names}
-            elif len(kinds) <= 4:
-                moves = {k: [n for n, nk in zip(names, keys) if nk == k] for k in kinds}
+            if len(names) == 1:
+                name = names[0]
+                moves = {(node_prof.get(name) or self._profile(name), cpus[name], mem[name],
+                          len(gpus.get(name, ()))): names}
             else:
-                moves = {}
-                for key, name in zip(keys, names):
-                    known = moves.get(key)
-                    if known is None:
-                        moves[key] = [name]
-                    else:
-                        known.append(name)
+                moves = self._moves(names, node_prof, cpus, mem, gpus)
             groups = [(on, self.eligible[ek].members, self.moves.setdefault(ek, []))
                       for ek, on in self.groups.items()]
             for (old, c, m, g), names in moves.items():
@@ -665,9 +674,10 @@ class Planner:
         caps, t = sw.caps, sw.t
         end = self.round_up(t + req.duration)
         for old, new, k in log[base.log_pos:]:
-            # k nodes left ``old`` for ``new``
-            sw.weigh(caps.get(old, 0), -k)
-            if new not in caps:  # made since (or had no room): evaluated as a fresh sweep would
+            # k nodes left ``old`` for ``new`` (``old`` with a reservation taken: never roomier)
+            had = caps.get(old, 0)
+            sw.weigh(had, -k)
+            if had and new not in caps:  # made since (or had no room): evaluated as a fresh sweep would
                 cap, mins, expiry = self._evaluate(new, req, t, end)
                 caps[new], sw.mins[new] = cap, mins
                 if cap:
