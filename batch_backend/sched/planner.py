@@ -37,27 +37,10 @@ import itertools
 import math
 
 from .availability import INF, Profile
+from .node_planner import Eligible, NodePlanner, releases_by_node
 from .placement import Allocation, NodeView, features_match, place
 
 MAX_SAVED = 12  # sweeps kept per capacity key
-
-
-class _Eligible:
-    """The nodes a kind of job may use, in partition order, and those with free CPUs now."""
-
-    __slots__ = ("names", "members", "_pos", "free_now")
-
-    def __init__(self, names):
-        self.names = names
-        self.members = set(names)
-        self._pos = None
-        self.free_now = names  # pruned as nodes fill up: nothing frees up *now* within a pass
-
-    @property
-    def pos(self):
-        if self._pos is None:
-            self._pos = {n: i for i, n in enumerate(self.names)}
-        return self._pos
 
 
 class _Sweep:
@@ -220,8 +203,10 @@ class Planner:
     def __init__(self, state, now, *, window_minutes=1440, resolution=60):
         self.state, self.now, self.views = state, now, state.nodes
         self.res = resolution or 0
+        self.window_minutes = window_minutes
         self.horizon = now + window_minutes * 60.0
         self.indexed = False       # running jobs' ends known: profiles can be built
+        self.by_node = None        # NodePlanner the pass was handed to (groups about as many as nodes)
         self.node_prof = {}        # node -> its Profile, shared with every node alike (never changed)
         self.canon = {}            # what a fresh profile is built from -> the shared Profile
         self.after = {}            # (id(profile), reservation) -> (profile, profile with it taken)
@@ -232,7 +217,7 @@ class Planner:
         self.gains_at = {}         # time -> profiles that gain then
         self.early_releases = {}   # node -> releases of jobs started before indexing
         self.ending = []           # (expected end, job) of running jobs that end (after indexing)
-        self.jobs_on = None        # node -> [(end, job)], built when a first profile is needed
+        self.jobs_on = None        # node -> [(end, cpus, mem, gpus)] of running jobs, after indexing
         self.total = None          # _TotalFree, after indexing (without advance reservations)
         self.eligible = {}
         self.floors = {}           # Request.key -> earliest start found (INF: none in window)
@@ -271,6 +256,14 @@ class Planner:
             ending.append((self._release_time(end), job))
         self.ending = ending
         self.indexed = True
+        self.jobs_on = releases_by_node(ending)
+        if self._per_node():
+            self.by_node = NodePlanner(self.state, self.now, window_minutes=self.window_minutes,
+                                       resolution=self.res, shared=(self.early_releases, self.eligible, self.floors,
+                                                                    self.dominance, self.jobs_on))
+            if not self.by_node.indexed:
+                self.by_node._index()
+            return
         if not self.windows:
             releases = [(end, sum((job.get("cpus_per_node") or {}).values())) for end, job in ending]
             for rel in self.early_releases.values():
@@ -278,22 +271,36 @@ class Planner:
             self.total = _TotalFree(self.now, sum(max(0, v.cpus - v.alloc_cpus) for v in self.views.values()),
                                     releases)
 
+    def _per_node(self):
+        """Would (nearly) every node be a group of its own? Then the per-node sweep is cheaper.
+
+        Counts the distinct facts profiles are built from (as :meth:`_profile`
+        keys them), stopping as soon as the answer is known: more than half
+        as many as nodes hands the pass to :class:`~.node_planner.NodePlanner`.
+        """
+        views, jobs_on, early, windows = self.views, self.jobs_on, self.early_releases, self.windows
+        n = left = len(views)
+        seen = set()
+        for name, v in views.items():
+            rel = jobs_on.get(name) or ()
+            extra = early.get(name)
+            if extra:
+                rel = extra + list(rel)
+            if len(rel) > 1:
+                rel = sorted(rel)
+            wins = windows.get(name)
+            seen.add((v.cpus, v.real_memory, v.gpus, v.alloc_cpus, v.alloc_memory, len(v.alloc_gpu_ids),
+                      v.busy_jobs, tuple(rel), tuple(wins) if wins else ()))
+            left -= 1
+            if len(seen) * 2 > n:
+                return True
+            if (len(seen) + left) * 2 <= n:
+                return False
+        return False
+
     def _releases_of(self, name):
         """``(time, cpus, mem, gpus)`` given back on node ``name`` by running jobs (and early starts)."""
         jobs_on = self.jobs_on
-        if jobs_on is None:
-            self.jobs_on = jobs_on = {}
-            for end, job in self.ending:
-                cpus = job.get("cpus_per_node") or {}
-                mem = job.get("mem_alloc_per_node") or {}
-                gpus = job.get("gpus_per_node") or {}
-                for n in job.get("nodes") or ():
-                    entry = (end, cpus.get(n, 0), mem.get(n, 0), len(gpus.get(n, ())))
-                    known = jobs_on.get(n)
-                    if known is None:
-                        jobs_on[n] = [entry]
-                    else:
-                        known.append(entry)
         early = self.early_releases.get(name)
         rel = jobs_on.get(name)
         if early:
@@ -365,6 +372,8 @@ class Planner:
         taken; nodes that had the same profile and take the same share get the
         same new one (a wide job's nodes stay one group).
         """
+        if self.by_node is not None:
+            return self.by_node.commit(req, t, alloc)
         end = self.round_up(t + req.duration)
         cpus, mem, gpus = alloc.cpus_per_node, alloc.memory_per_node, alloc.gpus_per_node
         if not self.indexed:
@@ -420,7 +429,7 @@ class Planner:
             expand = self.state.expand_hostlist
             excluded = set(expand(job["exclude"])) if job.get("exclude") and expand else set()
             views, features = self.views, job.get("features")
-            elig = self.eligible[req.elig_key] = _Eligible([
+            elig = self.eligible[req.elig_key] = Eligible([
                 n for n in partition["nodes"]
                 if n in views and views[n].usable and n not in excluded
                 and (not features or features_match(features, views[n].features))])
@@ -432,8 +441,6 @@ class Planner:
             on = self.groups[req.elig_key] = {}
             profile, node_prof, canon, views = self._profile, self.node_prof, self.canon, self.views
             special = self.early_releases.keys() | self.windows.keys()
-            if self.jobs_on is None:
-                self._releases_of("")  # gathers every node's releases
             jobs_on = self.jobs_on
             for name in elig.names:
                 prof = node_prof.get(name)
@@ -483,6 +490,8 @@ class Planner:
 
     def plan(self, job, partition, req):
         """Earliest ``(start, Allocation)`` for one task of ``job``, or None within the window."""
+        if self.by_node is not None:
+            return self.by_node.plan(job, partition, req)
         floor = self._floor(req)
         found = None
         elig = self._eligible_for(job, partition, req)
@@ -493,6 +502,8 @@ class Planner:
             if found is None:
                 if not self.indexed:
                     self._index()
+                    if self.by_node is not None:
+                        return self.by_node.plan(job, partition, req)
                 found = self._walk(job, req, elig, floor)
         self._record(req, found[0] if found else INF)
         return found
