@@ -35,12 +35,15 @@ import bisect
 import heapq
 import itertools
 import math
+import operator
 
 from .availability import INF, Profile
 from .node_planner import Eligible, NodePlanner, releases_by_node
 from .placement import Allocation, NodeView, features_match, place
 
 MAX_SAVED = 12  # sweeps kept per capacity key
+_VIEW_FACTS = operator.attrgetter("cpus", "real_memory", "gpus", "alloc_cpus", "alloc_memory", "busy_jobs")
+_GPU_IDS = operator.attrgetter("alloc_gpu_ids")
 
 
 class _Sweep:
@@ -274,29 +277,21 @@ class Planner:
     def _per_node(self):
         """Would (nearly) every node be a group of its own? Then the per-node sweep is cheaper.
 
-        Counts the distinct facts profiles are built from (as :meth:`_profile`
-        keys them), stopping as soon as the answer is known: more than half
-        as many as nodes hands the pass to :class:`~.node_planner.NodePlanner`.
+        Counts the distinct facts profiles are built from, as :meth:`_profile`
+        keys them but with C-level maps (it runs in every pass that plans):
+        releases unsorted and GPU ids left out, so the count can be off a
+        little either way, which only matters for speed. More than half as
+        many as nodes hands the pass to :class:`~.node_planner.NodePlanner`.
         """
-        views, jobs_on, early, windows = self.views, self.jobs_on, self.early_releases, self.windows
-        n = left = len(views)
-        seen = set()
-        for name, v in views.items():
-            rel = jobs_on.get(name) or ()
-            extra = early.get(name)
-            if extra:
-                rel = extra + list(rel)
-            if len(rel) > 1:
-                rel = sorted(rel)
-            wins = windows.get(name)
-            seen.add((v.cpus, v.real_memory, v.gpus, v.alloc_cpus, v.alloc_memory, len(v.alloc_gpu_ids),
-                      v.busy_jobs, tuple(rel), tuple(wins) if wins else ()))
-            left -= 1
-            if len(seen) * 2 > n:
-                return True
-            if (len(seen) + left) * 2 <= n:
-                return False
-        return False
+        views, early, windows = self.views, self.early_releases, self.windows
+        names, none = list(views), []
+        rels = map(self.jobs_on.get, names, itertools.repeat(none))
+        if early:
+            rels = map(operator.add, map(early.get, names, itertools.repeat(none)), rels)
+        keys = zip(map(_VIEW_FACTS, views.values()), map(tuple, rels))
+        if windows:
+            keys = zip(keys, map(tuple, map(windows.get, names, itertools.repeat(()))))
+        return len(set(keys)) * 2 > len(names)
 
     def _releases_of(self, name):
         """``(time, cpus, mem, gpus)`` given back on node ``name`` by running jobs (and early starts)."""
@@ -320,8 +315,7 @@ class Planner:
             rel = self._releases_of(name)
             rel.sort()
             wins = self.windows.get(name)
-            key = (v.cpus, v.real_memory, v.gpus, v.alloc_cpus, v.alloc_memory, len(v.alloc_gpu_ids),
-                   v.busy_jobs, tuple(rel), tuple(wins) if wins else ())
+            key = (_VIEW_FACTS(v), len(v.alloc_gpu_ids), tuple(rel), tuple(wins) if wins else ())
             prof = self.canon.get(key)
             if prof is None:
                 prof = self.canon[key] = Profile(v, self.now, rel)
@@ -439,21 +433,28 @@ class Planner:
         on = self.groups.get(req.elig_key)
         if on is None:
             on = self.groups[req.elig_key] = {}
-            profile, node_prof, canon, views = self._profile, self.node_prof, self.canon, self.views
-            special = self.early_releases.keys() | self.windows.keys()
-            jobs_on = self.jobs_on
-            for name in elig.names:
-                prof = node_prof.get(name)
-                if prof is None and name not in special:
-                    # _profile's key, inline: this runs for every node in every pass.
-                    v, rel = views[name], jobs_on.get(name)
-                    prof = canon.get((v.cpus, v.real_memory, v.gpus, v.alloc_cpus, v.alloc_memory,
-                                      len(v.alloc_gpu_ids), v.busy_jobs,
-                                      (tuple(sorted(rel)) if len(rel) > 1 else tuple(rel)) if rel else (), ()))
-                    if prof is not None:
+            names, node_prof = elig.names, self.node_prof
+            profs = list(map(node_prof.get, names))
+            if None in profs:
+                # _profile's key for nodes without early releases or reservations, with C-level maps:
+                # this runs for every node in every pass that plans.
+                special = self.early_releases.keys() | self.windows.keys()
+                todo = [n for n, p in zip(names, profs) if p is None and n not in special]
+                if todo:
+                    views = list(map(self.views.__getitem__, todo))
+                    keys = zip(map(_VIEW_FACTS, views), map(len, map(_GPU_IDS, views)),
+                               map(tuple, map(sorted, map(self.jobs_on.get, todo, itertools.repeat(())))),
+                               itertools.repeat(()))
+                    canon, now = self.canon, self.now
+                    for name, key, view in zip(todo, keys, views):
+                        prof = canon.get(key)
+                        if prof is None:
+                            prof = canon[key] = Profile(view, now, key[2])
+                            self._register(prof)
                         node_prof[name] = prof
-                if prof is None:
-                    prof = profile(name)
+                profile = self._profile
+                profs = [p or profile(n) for p, n in zip(map(node_prof.get, names), names)]
+            for prof, name in zip(profs, names):
                 known = on.get(prof)
                 if known is None:
                     on[prof] = {name}
