@@ -29,6 +29,12 @@ costs the number of distinct groups (tens), not nodes (hundreds or
 thousands); and a job's start is never looked for before the latest start
 found for a job it dominates (same per-node shape, no more tasks, no longer
 limit: the *dominance floor*), since availability only shrinks within a pass.
+
+When groups would be about as many as nodes (every node running its own jobs,
+the controller's usual case), the group bookkeeping costs about twice a plain
+per-node sweep; :meth:`Planner._per_node` checks that once per pass, when
+profiles are first needed, and hands the pass to
+:class:`~.node_planner.NodePlanner`, which makes the same decisions.
 """
 
 import bisect
