@@ -20,9 +20,10 @@ INF = math.inf
 class Profile:
     """Free resources of one node as a step function: segment i is [times[i], times[i+1])."""
 
-    __slots__ = ("times", "cpus", "mem", "gpus", "busy")
+    __slots__ = ("times", "cpus", "mem", "gpus", "busy", "_gains")
 
     def __init__(self, view, now, releases):
+        self._gains = None
         c, m = view.cpus - view.alloc_cpus, view.real_memory - view.alloc_memory
         g, b = view.gpus - len(view.alloc_gpu_ids), view.busy_jobs
         times, cpus, mem, gpus, busy = [now], [c], [m], [g], [b]
@@ -40,6 +41,27 @@ class Profile:
                 cpus[-1], mem[-1], gpus[-1], busy[-1] = c, m, g, b
         self.times, self.cpus, self.mem, self.gpus, self.busy = times, cpus, mem, gpus, busy
 
+    def copy(self):
+        new = Profile.__new__(Profile)
+        new.times, new.cpus, new.mem, new.gpus, new.busy = (
+            self.times[:], self.cpus[:], self.mem[:], self.gpus[:], self.busy[:])
+        new._gains = None
+        return new
+
+    def gain_times(self):
+        """Times after the first where some resource comes back (more CPUs, memory or GPUs, fewer jobs).
+
+        Only there can a job that did not fit start to fit. Cached: the
+        planner never changes a profile once it is shared (see :meth:`copy`).
+        """
+        gains = self._gains
+        if gains is None:
+            times, cpus, mem, gpus, busy = self.times, self.cpus, self.mem, self.gpus, self.busy
+            gains = self._gains = [times[i] for i in range(1, len(times))
+                                   if cpus[i] > cpus[i - 1] or mem[i] > mem[i - 1] or gpus[i] > gpus[i - 1]
+                                   or busy[i] < busy[i - 1]]
+        return gains
+
     def _split(self, t):
         k = bisect.bisect_left(self.times, t)
         if k < len(self.times) and self.times[k] == t:
@@ -51,6 +73,7 @@ class Profile:
 
     def reserve(self, t0, t1, cpus, mem, gpus):
         """Take resources over [t0, t1)."""
+        self._gains = None
         i = self._split(t0)
         j = len(self.times) if t1 == INF else self._split(t1)
         for k in range(i, j):

@@ -132,7 +132,13 @@ def place(job, views, *, expand_hostlist=None):
         return None
     want_nodes = job.get("num_nodes_req")  # exact -N, or None
     ntasks = job["num_tasks"]
-    candidates = []
+    # Every task needs cpus_per_task CPUs of one node: when all free CPUs together are too
+    # few, nothing below can succeed (the scheduler's head job often waits: skip the scan).
+    if sum(v.cpus - v.alloc_cpus for v in views if v.usable and v.cpus > v.alloc_cpus) < \
+            ntasks * (job.get("cpus_per_task") or 1):
+        return None
+    plain_fill = not want_nodes and not required  # the first nodes with room decide
+    candidates, room = [], 0
     for v in [by_name[r] for r in required] + [v for v in views if v.name not in required]:
         if v.name in excluded or not features_match(job.get("features"), v.features):
             if v.name in required:
@@ -141,6 +147,9 @@ def place(job, views, *, expand_hostlist=None):
         cap = _node_capacity(job, v, exclusive)
         if cap >= 1:
             candidates.append((v, cap))
+            room += cap
+            if plain_fill and room >= ntasks:
+                break
         elif v.name in required:
             return None
     if want_nodes:

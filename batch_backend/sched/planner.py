@@ -9,132 +9,228 @@ are planned around it. It is private to one pass (built from one
 a pass availability only ever shrinks, which is what makes the caches sound.
 
 Representation: each node's free CPUs, memory, GPUs and job count as a step
-function of time (:class:`~.availability.Profile`). Nodes nobody has touched
-have no profile at all (free now, forever), and profiles are only built once
-some job cannot start now, so a pass that starts everything costs what FIFO
-costs.
+function of time (:class:`~.availability.Profile`). Nodes built from the same
+facts (free resources now, releases, reservations) share one immutable
+profile, and :meth:`Planner.commit` gives the nodes of an allocation new
+shared profiles (copy-on-write), so the nodes of a cluster fall into a few
+*groups* with identical futures (a wide job's nodes, the idle nodes). Profiles
+are only built once some job cannot start now, so a pass that starts
+everything costs what FIFO costs.
 
-Search: the earliest feasible start is ``now`` or a breakpoint where some node
-gains resources, so :meth:`Planner._walk` sweeps breakpoints in time order,
-keeping each node's capacity for the job (tasks that fit over the job's whole
-window) up to date incrementally, and runs the real :func:`~.placement.place`
-on window views once the totals say it could fit.
+Search: the earliest feasible start is the job's floor (see below) or a time
+where some eligible group gains resources, so :meth:`Planner._walk` sweeps
+those times in order, keeping each group's capacity for the job (tasks that
+fit over the job's whole window) up to date, weighted by its node count, and
+places the job once the totals say it fits. Before that, the free CPUs of all
+nodes together (:class:`_TotalFree`) rule out every time they are too few.
 
-Why it is fast enough for 10,000 pending jobs: capacities depend only on a
-job's per-node shape (the *capacity key*), and feasibility is monotone in the
-task count, so a sweep saved by one job is resumed by later jobs of the same
-shape from the latest point they provably cannot start before (the
-*dominance floor*), re-evaluating only nodes touched since. A deep queue then
-costs about one sweep per shape, not one per job.
+Why it is fast enough for 10,000 pending jobs and 100,000-job replays: a sweep
+costs the number of distinct groups (tens), not nodes (hundreds or
+thousands); and a job's start is never looked for before the latest start
+found for a job it dominates (same per-node shape, no more tasks, no longer
+limit: the *dominance floor*), since availability only shrinks within a pass.
+
+When groups would be about as many as nodes (every node running its own jobs,
+the controller's usual case), the group bookkeeping costs about twice a plain
+per-node sweep; :meth:`Planner._per_node` checks that once per pass, when
+profiles are first needed, and hands the pass to
+:class:`~.node_planner.NodePlanner`, which makes the same decisions.
 """
 
 import bisect
 import heapq
+import itertools
 import math
+import operator
 
 from .availability import INF, Profile
+from .node_planner import Eligible, NodePlanner, releases_by_node
 from .placement import Allocation, NodeView, features_match, place
-MAX_SAVED = 12  # sweep states kept per capacity key
 
-
-class _Eligible:
-    """The nodes a kind of job may use, in partition order, and those with free CPUs now."""
-
-    __slots__ = ("names", "members", "_pos", "free_now")
-
-    def __init__(self, names):
-        self.names = names
-        self.members = set(names)
-        self._pos = None
-        self.free_now = names  # pruned as nodes fill up: nothing frees up *now* within a pass
-
-    @property
-    def pos(self):
-        if self._pos is None:
-            self._pos = {n: i for i, n in enumerate(self.names)}
-        return self._pos
+MAX_SAVED = 12  # sweeps kept per capacity key
+_VIEW_FACTS = operator.attrgetter("cpus", "real_memory", "gpus", "alloc_cpus", "alloc_memory", "busy_jobs")
+_GPU_IDS = operator.attrgetter("alloc_gpu_ids")
 
 
 class _Sweep:
-    """Capacities of every eligible node for one capacity key, valid at time ``t``.
+    """Capacities of the nodes with free CPUs now, for the "start now?" sweep before any job waits.
 
-    Nodes absent from ``caps`` have capacity 0. ``heap`` holds (time, serial,
-    node): past that time the node's window reaches a segment with less room.
-    ``log_pos`` is how much of the planner's touch log is already reflected.
+    Nodes absent from ``caps`` have capacity 0.
     """
 
-    __slots__ = ("caps", "mins", "total", "count", "hist", "heap", "version", "serial", "t", "log_pos")
+    __slots__ = ("caps", "mins", "total", "count", "hist")
 
-    def __init__(self, t):
-        self.caps, self.mins, self.version, self.heap = {}, {}, {}, []
-        self.hist = {}  # capacity -> number of nodes with it (for -N: the k roomiest, without sorting)
+    def __init__(self):
+        self.caps, self.mins, self.hist = {}, {}, {}
+        self.total = self.count = 0
+
+    def set_cap(self, name, cap, mins):
+        self.caps[name] = cap
+        self.mins[name] = mins
+        if cap:
+            self.total += cap
+            self.count += 1
+            self.hist[cap] = self.hist.get(cap, 0) + 1
+
+
+def _top_fits(hist, k, ntasks):
+    """Do the ``k`` roomiest nodes hold ``ntasks`` tasks? (``hist``: capacity -> nodes with it)"""
+    for cap in sorted(hist, reverse=True):
+        take = min(hist[cap], k)
+        ntasks -= take * cap
+        k -= take
+        if ntasks <= 0:
+            return True
+        if not k:
+            return False
+    return False
+
+
+class _GroupSweep:
+    """Capacities for one job at time ``t``, per *group*: the eligible nodes sharing one profile.
+
+    Nodes whose free resources now and future releases and reservations are
+    the same have the same capacity for any job at any time, and the planner
+    shares one immutable :class:`~.availability.Profile` between them, so a
+    sweep evaluates each distinct profile once, weighted by how many eligible
+    nodes have it. ``heap`` holds (time, serial, profile): past that time the
+    window reaches a segment with less room. Because profiles never change, a
+    saved sweep stays right for every profile it has evaluated: resuming it
+    only needs the group moves (``log_pos``) made by commits since.
+    """
+
+    __slots__ = ("on", "caps", "roomy", "mins", "version", "heap", "hist", "total", "count", "serial", "t",
+                 "log_pos")
+
+    def __init__(self, on, t):
+        self.on = on  # profile -> set of the eligible nodes on it (now)
+        self.caps, self.mins, self.version, self.heap, self.hist = {}, {}, {}, [], {}
+        self.roomy = set()  # profiles with capacity (some may have no eligible node left)
         self.total = self.count = self.serial = self.log_pos = 0
         self.t = t
 
-    def set_cap(self, name, cap, mins):
-        caps = self.caps
-        old = caps.get(name, 0)
-        if cap != old:
-            self.total += cap - old
-            hist = self.hist
-            if old:
-                left = hist[old] - 1
-                if left:
-                    hist[old] = left
-                else:
-                    del hist[old]
-            else:
-                self.count += 1
-            if cap:
-                hist[cap] = hist.get(cap, 0) + 1
-            else:
-                self.count -= 1
-        caps[name] = cap
-        self.mins[name] = mins
-        self.serial = serial = self.serial + 1
-        self.version[name] = serial
-
-    def top_fits(self, k, ntasks):
-        """Do the ``k`` roomiest nodes hold ``ntasks`` tasks?"""
-        for cap in sorted(self.hist, reverse=True):
-            take = min(self.hist[cap], k)
-            ntasks -= take * cap
-            k -= take
-            if ntasks <= 0:
-                return True
-            if not k:
-                return False
-        return False
-
     def copy(self):
-        new = _Sweep(self.t)
-        new.caps, new.mins, new.version = self.caps.copy(), self.mins.copy(), self.version.copy()
-        new.hist, new.heap = self.hist.copy(), list(self.heap)
+        new = _GroupSweep(self.on, self.t)
+        new.caps, new.mins, new.version, new.hist = self.caps.copy(), self.mins.copy(), self.version.copy(), \
+            self.hist.copy()
+        new.heap, new.roomy = list(self.heap), set(self.roomy)
         new.total, new.count, new.serial, new.log_pos = self.total, self.count, self.serial, self.log_pos
         return new
 
+    def weigh(self, cap, n):
+        """Count ``n`` more (or fewer, if negative) nodes with capacity ``cap``."""
+        if cap and n:
+            self.total += cap * n
+            self.count += n
+            hist = self.hist
+            left = hist.get(cap, 0) + n
+            if left:
+                hist[cap] = left
+            else:
+                del hist[cap]
+
+    def set_cap(self, prof, cap, mins, expiry):
+        old = self.caps.get(prof, 0)
+        if cap != old:
+            members = self.on.get(prof)
+            if members:
+                n = len(members)
+                self.weigh(old, -n)
+                self.weigh(cap, n)
+            if cap:
+                self.roomy.add(prof)
+            else:
+                self.roomy.discard(prof)
+        self.caps[prof] = cap
+        self.mins[prof] = mins
+        self.serial = serial = self.serial + 1
+        self.version[prof] = serial
+        if expiry is not None:
+            heapq.heappush(self.heap, (expiry, serial, prof))
+
+
+class _TotalFree:
+    """Free CPUs of all nodes together as a step function of time: a cheap bound for the sweep.
+
+    Built from the views and the running jobs' releases without any node's
+    profile, and kept up to date by :meth:`Planner.commit`. It never
+    undercounts (releases are not clamped at a node's size, and no node's free
+    CPUs go below zero without advance reservations, when it is not used), so
+    a job whose tasks need more CPUs than it shows over the job's whole window
+    cannot start then on any set of nodes, and the sweep can skip straight past.
+    """
+
+    __slots__ = ("times", "cpus")
+
+    def __init__(self, now, base, releases):
+        gains = {}
+        for t, c in releases:
+            if t <= now:
+                base += c
+            else:
+                gains[t] = gains.get(t, 0) + c
+        self.times, self.cpus = [now], [base]
+        for t in sorted(gains):
+            self.times.append(t)
+            self.cpus.append(self.cpus[-1] + gains[t])
+
+    def _split(self, t):
+        k = bisect.bisect_left(self.times, t)
+        if k < len(self.times) and self.times[k] == t:
+            return k
+        self.times.insert(k, t)
+        self.cpus.insert(k, self.cpus[k - 1])
+        return k
+
+    def take(self, t0, t1, cpus):
+        i = self._split(t0)
+        j = len(self.times) if t1 == INF else self._split(t1)
+        self.cpus[i:j] = [v - cpus for v in self.cpus[i:j]]
+
+    def first_possible(self, floor, need, duration, horizon, round_up):
+        """The first of ``floor`` and the later breakpoints (up to ``horizon``) where ``need`` CPUs
+        are free over [t, round_up(t + duration)); None if there is none."""
+        times, values = self.times, self.cpus
+        n = len(times)
+        i = bisect.bisect_right(times, floor) - 1
+        t = floor
+        while True:
+            if values[i] >= need:
+                end = round_up(t + duration)
+                j = n if end == INF else bisect.bisect_left(times, end, i + 1)
+                if j == i + 1 or min(values[i:j]) >= need:
+                    return t
+            i += 1
+            if i >= n or times[i] > horizon:
+                return None
+            t = times[i]
+
 
 class Planner:
-    """One pass's availability profiles, breakpoint index and planning (see the module docstring)."""
+    """One pass's availability profiles and planning (see the module docstring)."""
 
     def __init__(self, state, now, *, window_minutes=1440, resolution=60):
         self.state, self.now, self.views = state, now, state.nodes
         self.res = resolution or 0
+        self.window_minutes = window_minutes
         self.horizon = now + window_minutes * 60.0
-        self.indexed = False       # running jobs' ends loaded into profiles
-        self.profiles = {}         # node -> Profile; nodes without one are flat (free now, forever)
-        self.flat = set()          # nodes known to need no profile (yet)
-        self.bp_times = []         # sorted times after now where some node gains resources
-        self.bp_nodes = {}         # time -> nodes that gain then
+        self.indexed = False       # running jobs' ends known: profiles can be built
+        self.by_node = None        # NodePlanner the pass was handed to (groups about as many as nodes)
+        self.node_prof = {}        # node -> its Profile, shared with every node alike (never changed)
+        self.canon = {}            # what a fresh profile is built from -> the shared Profile
+        self.after = {}            # (id(profile), reservation) -> (profile, profile with it taken)
+        self.groups = {}           # Request.elig_key -> {profile: set of eligible nodes on it}
+        self.moves = {}            # Request.elig_key -> [(old profile, new profile, nodes moved)], in order
+        self.saved = {}            # Request.capacity_key -> [_GroupSweep] sorted by t
+        self.gain_times = []       # sorted times after now where some profile gains resources
+        self.gains_at = {}         # time -> profiles that gain then
         self.early_releases = {}   # node -> releases of jobs started before indexing
         self.ending = []           # (expected end, job) of running jobs that end (after indexing)
-        self.jobs_on = None        # node -> [(end, job)], built when a first profile is needed
-        self.touched = []          # nodes whose profile changed, in order (for resuming sweeps)
-        self.zero_from = {}        # node -> first time its CPUs are all taken (absent: never)
+        self.jobs_on = None        # node -> [(end, cpus, mem, gpus)] of running jobs, after indexing
+        self.total = None          # _TotalFree, after indexing (without advance reservations)
         self.eligible = {}
         self.floors = {}           # Request.key -> earliest start found (INF: none in window)
         self.dominance = {}        # (shape key, want_nodes) -> {(duration, ntasks): latest start found}
-        self.saved = {}            # capacity key -> [_Sweep] sorted by t
         # Advance reservations (sched/reservations.py): node -> [(start, end, maint)] windows the
         # jobs planned here (none of them belongs to a reservation) must keep clear of. They live
         # in the profiles, so planning starts indexed: no "free now, forever" shortcut.
@@ -154,99 +250,175 @@ class Planner:
         return t if t > self.now else self.round_up(self.now + max(self.res, 1))
 
     def _index(self):
-        """Index the running jobs' expected ends (the first time a job must wait).
+        """Note the running jobs' expected ends (the first time a job must wait).
 
-        Per job, not per node: a wide job's nodes are listed at its end in one
-        C-level ``extend``; each node's releases are gathered when its profile
-        is first needed (many never are).
+        Per job, not per node: each node's releases are gathered when its
+        profile is first needed.
         """
-        bp_nodes, ending = self.bp_nodes, []
+        ending = []
         for job in getattr(self.state, "running", ()):
             end = job.get("end_time")
             if end is None:
                 if job.get("time_limit") is None:
                     continue  # runs forever as far as planning knows
                 end = job["start_time"] + job["time_limit"] * 60
-            end = self._release_time(end)
-            nodes = job.get("nodes") or ()
-            known = bp_nodes.get(end)
-            if known is None:
-                bp_nodes[end] = list(nodes)
-            else:
-                known.extend(nodes)
-            ending.append((end, job))
-        for name, rel in self.early_releases.items():
-            for t, *_ in rel:
-                bp_nodes.setdefault(t, []).append(name)
-        for name, wins in self.windows.items():
-            for _, end, _ in wins:  # a reservation's end gives its node back
-                if end != INF:
-                    bp_nodes.setdefault(self.round_up(end), []).append(name)
+            ending.append((self._release_time(end), job))
         self.ending = ending
-        self.bp_times = sorted(bp_nodes)
         self.indexed = True
+        self.jobs_on = releases_by_node(ending)
+        if self._per_node():
+            self.by_node = NodePlanner(self.state, self.now, window_minutes=self.window_minutes,
+                                       resolution=self.res, shared=(self.early_releases, self.eligible, self.floors,
+                                                                    self.dominance, self.jobs_on))
+            if not self.by_node.indexed:
+                self.by_node._index()
+            return
+        if not self.windows:
+            releases = [(end, sum((job.get("cpus_per_node") or {}).values())) for end, job in ending]
+            for rel in self.early_releases.values():
+                releases.extend((t, c) for t, c, _, _ in rel)
+            self.total = _TotalFree(self.now, sum(max(0, v.cpus - v.alloc_cpus) for v in self.views.values()),
+                                    releases)
+
+    def _per_node(self):
+        """Would (nearly) every node be a group of its own? Then the per-node sweep is cheaper.
+
+        Counts the distinct facts profiles are built from, as :meth:`_profile`
+        keys them but with C-level maps (it runs in every pass that plans):
+        releases unsorted and GPU ids left out, so the count can be off a
+        little either way, which only matters for speed. More than half as
+        many as nodes hands the pass to :class:`~.node_planner.NodePlanner`.
+        """
+        views, early, windows = self.views, self.early_releases, self.windows
+        names, none = list(views), []
+        rels = map(self.jobs_on.get, names, itertools.repeat(none))
+        if early:
+            rels = map(operator.add, map(early.get, names, itertools.repeat(none)), rels)
+        keys = zip(map(_VIEW_FACTS, views.values()), map(tuple, rels))
+        if windows:
+            keys = zip(keys, map(tuple, map(windows.get, names, itertools.repeat(()))))
+        return len(set(keys)) * 2 > len(names)
 
     def _releases_of(self, name):
         """``(time, cpus, mem, gpus)`` given back on node ``name`` by running jobs (and early starts)."""
-        if self.jobs_on is None:
-            self.jobs_on = jobs_on = {}
-            for entry in self.ending:
-                for n in entry[1].get("nodes") or ():
-                    known = jobs_on.get(n)
-                    if known is None:
-                        jobs_on[n] = [entry]
-                    else:
-                        known.append(entry)
-        out = list(self.early_releases.get(name, ()))
-        for end, job in self.jobs_on.get(name, ()):
-            out.append((end, (job.get("cpus_per_node") or {}).get(name, 0),
-                        (job.get("mem_alloc_per_node") or {}).get(name, 0),
-                        len((job.get("gpus_per_node") or {}).get(name, ()))))
-        return out
+        jobs_on = self.jobs_on
+        early = self.early_releases.get(name)
+        rel = jobs_on.get(name)
+        if early:
+            return early + rel if rel else list(early)
+        return list(rel) if rel else []
 
     def _profile(self, name):
-        """The node's profile, built on first use; None for a node that stays as it is now, forever."""
-        prof = self.profiles.get(name)
-        if prof is None and self.indexed and name not in self.flat:
+        """The node's profile (after indexing), shared with every node built from the same facts.
+
+        A node's view does not change after indexing until a job is committed
+        on it, and :meth:`commit` takes the profile first, so building it
+        whenever it is first asked for gives the same profile.
+        """
+        prof = self.node_prof.get(name)
+        if prof is None:
+            v = self.views[name]
             rel = self._releases_of(name)
+            rel.sort()
             wins = self.windows.get(name)
-            if rel or wins:
-                prof = self.profiles[name] = Profile(self.views[name], self.now, rel)
-                v = self.views[name]
+            key = (_VIEW_FACTS(v), len(v.alloc_gpu_ids), tuple(rel), tuple(wins) if wins else ())
+            prof = self.canon.get(key)
+            if prof is None:
+                prof = self.canon[key] = Profile(v, self.now, rel)
                 for start, end, _ in wins or ():
                     prof.reserve(max(start, self.now), self.round_up(end), v.cpus, v.real_memory, v.gpus)
-            else:
-                self.flat.add(name)
+                self._register(prof)
+            self.node_prof[name] = prof
         return prof
 
+    def _register(self, prof):
+        """Index a new profile's gain times: the sweep's candidate times."""
+        gains_at = self.gains_at
+        for t in prof.gain_times():
+            known = gains_at.get(t)
+            if known is None:
+                gains_at[t] = [prof]
+                bisect.insort(self.gain_times, t)
+            else:
+                known.append(prof)
+
+    def _moves(self, names, node_prof, cpus, mem, gpus):
+        """An allocation's nodes by (profile, cpus, memory, gpus taken), built with C-level zips."""
+        profs = list(map(node_prof.get, names))
+        if None in profs:
+            profs = [p or self._profile(n) for p, n in zip(profs, names)]
+        keys = list(zip(profs, map(cpus.__getitem__, names), map(mem.__getitem__, names),
+                        [len(gpus.get(n, ())) for n in names] if gpus and any(gpus.values())
+                        else itertools.repeat(0)))
+        kinds = set(keys)
+        if len(kinds) == 1:
+            moves = {keys[0]: names}
+        elif len(kinds) <= 4:
+            moves = {k: [n for n, nk in zip(names, keys) if nk == k] for k in kinds}
+        else:
+            moves = {}
+            for key, name in zip(keys, names):
+                known = moves.get(key)
+                if known is None:
+                    moves[key] = [name]
+                else:
+                    known.append(name)
+        return moves
+
     def commit(self, req, t, alloc):
-        """Hold ``alloc`` from ``t`` for the job's time limit; apply it to the views if it starts now."""
+        """Hold ``alloc`` from ``t`` for the job's time limit; apply it to the views if it starts now.
+
+        Profiles are shared, so a node gets a new one with the reservation
+        taken; nodes that had the same profile and take the same share get the
+        same new one (a wide job's nodes stay one group).
+        """
+        if self.by_node is not None:
+            return self.by_node.commit(req, t, alloc)
         end = self.round_up(t + req.duration)
-        for name in alloc.nodes:
-            c, m = alloc.cpus_per_node[name], alloc.memory_per_node[name]
-            g = len(alloc.gpus_per_node.get(name, ()))
-            if not self.indexed:
-                if end != INF:
-                    self.early_releases.setdefault(name, []).append((end, c, m, g))
-                continue
-            prof = self._profile(name)
-            if prof is None:
-                prof = self.profiles[name] = Profile(self.views[name], self.now, ())
-                self.flat.discard(name)
-            prof.reserve(t, end, c, m, g)
+        cpus, mem, gpus = alloc.cpus_per_node, alloc.memory_per_node, alloc.gpus_per_node
+        if not self.indexed:
             if end != INF:
-                # The sweep needs only gains: the reservation's end (its start is a loss).
-                nodes = self.bp_nodes.get(end)
-                if nodes is None:
-                    self.bp_nodes[end] = [name]
-                    bisect.insort(self.bp_times, end)
-                elif nodes[-1] != name:
-                    nodes.append(name)
-            self.touched.append(name)
-            if t < self.zero_from.get(name, INF):
-                k = next((k for k, free in enumerate(prof.cpus) if free <= 0), None)
-                if k is not None:
-                    self.zero_from[name] = prof.times[k]
+                for name in alloc.nodes:
+                    self.early_releases.setdefault(name, []).append(
+                        (end, cpus[name], mem[name], len(gpus.get(name, ()))))
+        else:
+            if self.total is not None:
+                self.total.take(t, end, sum(cpus.values()))
+            # Nodes that had the same profile and take the same share move together.
+            names, node_prof = alloc.nodes, self.node_prof
+            if len(names) == 1:
+                name = names[0]
+                moves = {(node_prof.get(name) or self._profile(name), cpus[name], mem[name],
+                          len(gpus.get(name, ()))): names}
+            else:
+                moves = self._moves(names, node_prof, cpus, mem, gpus)
+            groups = [(on, self.eligible[ek].members, self.moves.setdefault(ek, []))
+                      for ek, on in self.groups.items()]
+            for (old, c, m, g), names in moves.items():
+                key = (id(old), t, end, c, m, g)
+                known = self.after.get(key)
+                if known is None:
+                    new = old.copy()
+                    new.reserve(t, end, c, m, g)
+                    self.after[key] = (old, new)  # keeps ``old`` alive, so its id is not reused
+                    self._register(new)
+                else:
+                    new = known[1]
+                node_prof.update(dict.fromkeys(names, new))
+                for on, eligible, log in groups:
+                    moved = eligible.intersection(names)
+                    if not moved:
+                        continue
+                    log.append((old, new, len(moved)))
+                    left = on[old]
+                    left -= moved
+                    if not left:
+                        del on[old]
+                    known = on.get(new)
+                    if known is None:
+                        on[new] = moved
+                    else:
+                        known |= moved
         if t == self.now:
             alloc.apply(self.views)
 
@@ -257,11 +429,44 @@ class Planner:
             expand = self.state.expand_hostlist
             excluded = set(expand(job["exclude"])) if job.get("exclude") and expand else set()
             views, features = self.views, job.get("features")
-            elig = self.eligible[req.elig_key] = _Eligible([
+            elig = self.eligible[req.elig_key] = Eligible([
                 n for n in partition["nodes"]
                 if n in views and views[n].usable and n not in excluded
                 and (not features or features_match(features, views[n].features))])
         return elig
+
+    def _groups_for(self, req, elig):
+        on = self.groups.get(req.elig_key)
+        if on is None:
+            on = self.groups[req.elig_key] = {}
+            names, node_prof = elig.names, self.node_prof
+            profs = list(map(node_prof.get, names))
+            if None in profs:
+                # _profile's key for nodes without early releases or reservations, with C-level maps:
+                # this runs for every node in every pass that plans.
+                special = self.early_releases.keys() | self.windows.keys()
+                todo = [n for n, p in zip(names, profs) if p is None and n not in special]
+                if todo:
+                    views = list(map(self.views.__getitem__, todo))
+                    keys = zip(map(_VIEW_FACTS, views), map(len, map(_GPU_IDS, views)),
+                               map(tuple, map(sorted, map(self.jobs_on.get, todo, itertools.repeat(())))),
+                               itertools.repeat(()))
+                    canon, now = self.canon, self.now
+                    for name, key, view in zip(todo, keys, views):
+                        prof = canon.get(key)
+                        if prof is None:
+                            prof = canon[key] = Profile(view, now, key[2])
+                            self._register(prof)
+                        node_prof[name] = prof
+                profile = self._profile
+                profs = [p or profile(n) for p, n in zip(map(node_prof.get, names), names)]
+            for prof, name in zip(profs, names):
+                known = on.get(prof)
+                if known is None:
+                    on[prof] = {name}
+                else:
+                    known.add(name)
+        return on
 
     def _floor(self, req):
         """The earliest the job could start: no earlier than any job it dominates found room.
@@ -292,175 +497,50 @@ class Planner:
 
     def plan(self, job, partition, req):
         """Earliest ``(start, Allocation)`` for one task of ``job``, or None within the window."""
+        if self.by_node is not None:
+            return self.by_node.plan(job, partition, req)
         floor = self._floor(req)
         found = None
         elig = self._eligible_for(job, partition, req)
         if floor != INF and elig.names and all(r in elig.members for r in req.required):
             if not self.indexed and floor == self.now:
                 # Until some job must wait, "now" is all that matters: no profiles needed.
-                found = self._walk(job, req, elig, floor, now_only=True)
+                found = self._start_now(job, req, elig)
             if found is None:
                 if not self.indexed:
                     self._index()
+                    if self.by_node is not None:
+                        return self.by_node.plan(job, partition, req)
                 found = self._walk(job, req, elig, floor)
         self._record(req, found[0] if found else INF)
         return found
 
-    def _evaluate(self, sw, req, name, t, end, gains_only=False):
-        """Capacity of node ``name`` for ``req`` over [t, end): exact per-resource minima.
-
-        The planner's hot path, hence the early outs: with ``gains_only`` (at
-        the node's own breakpoint) nothing happens unless the node gains
-        something at ``t`` (losses reach the window's right edge first and come
-        through the expiry heap); a node that cannot take a task at ``t`` needs
-        no window scan (it is evaluated again at its next breakpoint); and the
-        expiry scan only looks for a later segment that would lower *this
-        job's* capacity.
-        """
-        prof = self.profiles.get(name)
-        if prof is None and self.indexed and name not in self.flat:
-            prof = self._profile(name)  # first use (flat nodes skip the call: the hot path)
-        expiry = mins = None
-        if prof is None:
-            v = self.views[name]
-            mins = (v.cpus - v.alloc_cpus, v.real_memory - v.alloc_memory, v.gpus - len(v.alloc_gpu_ids),
-                    v.busy_jobs)
-            cap = req.fit(*mins)
-        else:
-            times, cpus, mem, gpus, busy = prof.times, prof.cpus, prof.mem, prof.gpus, prof.busy
-            i = bisect.bisect_right(times, t) - 1
-            if gains_only and i and cpus[i] <= cpus[i - 1] and mem[i] <= mem[i - 1] \
-                    and gpus[i] <= gpus[i - 1] and busy[i] >= busy[i - 1]:
-                return
-            cap = req.fit(cpus[i], mem[i], gpus[i], busy[i])
-            if cap:
-                n = len(times)
-                j = n if end == INF else bisect.bisect_left(times, end, i + 1)
-                if j == i + 1:
-                    mins = (cpus[i], mem[i], gpus[i], busy[i])
-                else:
-                    mins = (min(cpus[i:j]), min(mem[i:j]), min(gpus[i:j]), max(busy[i:j]))
-                    cap = req.fit(*mins)
-                if cap and j < n:
-                    c_need = cap * req.cpus_per_task
-                    m_need = c_need * req.mem_per_cpu if req.mem_per_cpu else req.mem_per_node
-                    g_need, excl = req.gpus, req.exclusive
-                    for k in range(j, n):
-                        if cpus[k] < c_need or mem[k] < m_need or gpus[k] < g_need or (excl and busy[k]):
-                            expiry = times[k] - req.duration
-                            break
-        sw.set_cap(name, cap, mins)
-        if expiry is not None:
-            heapq.heappush(sw.heap, (expiry, sw.serial, name))
-
-    def _feasible(self, sw, req):
-        if sw.total < req.ntasks or sw.count < max(req.want_nodes, 1):
-            return False
-        if req.required and not all(sw.caps.get(r, 0) for r in req.required):
-            return False
-        if req.want_nodes:  # -N k: the k roomiest nodes must hold every task
-            return sw.top_fits(req.want_nodes, req.ntasks)
-        return True
-
-    def _start_state(self, req, elig, floor):
-        """A sweep at or before ``floor``: a saved one brought up to date, or a jump to ``floor``."""
-        saved = self.saved.get(req.capacity_key, ())
-        i = bisect.bisect_right([s.t for s in saved], floor) - 1
-        bps = self.bp_times
-        if i >= 0:
-            base = saved[i]
-            gap = bisect.bisect_right(bps, floor) - bisect.bisect_right(bps, base.t)
-            # Touched nodes only lost resources: one that had no room still has none.
-            caps = base.caps
-            dirty = {n for n in self.touched[base.log_pos:] if caps.get(n)}
-        if i >= 0 and (gap + len(dirty)) * 2 <= len(elig.names) + 2:
-            sw = saved[i].copy()
-            end = self.round_up(sw.t + req.duration)
-            members = elig.members
-            for name in dirty:
-                if name in members:
-                    self._evaluate(sw, req, name, sw.t, end)
-            return sw
-        if floor > self.now:
-            # Cheaper to evaluate every node at the floor than to sweep there.
-            sw = _Sweep(floor)
-            end = self.round_up(floor + req.duration)
-            for name in elig.names:
-                self._evaluate(sw, req, name, floor, end)
-            return sw
-        return None
-
-    def _save(self, req, sw):
-        sw.log_pos = len(self.touched)
-        saved = self.saved.setdefault(req.capacity_key, [])
-        saved.insert(bisect.bisect_right([s.t for s in saved], sw.t), sw)
-        if len(saved) > MAX_SAVED:
-            # Keep the spread: drop the state closest in time to its predecessor (never the first).
-            k = min(range(1, len(saved)), key=lambda x: saved[x].t - saved[x - 1].t)
-            del saved[k]
-
-    def _walk(self, job, req, elig, floor, now_only=False):
-        """Sweep breakpoints from a start state to the first time the job fits; save the sweep."""
-        now, bps = self.now, self.bp_times
-        sw = None if now_only else self._start_state(req, elig, floor)
-        if sw is None:
-            sw = _Sweep(now)
-            early = floor == now and not req.want_nodes and not req.required
-            views, dead, zero_from = self.views, [], self.zero_from
-            end = self.round_up(now + req.duration)
-            for name in elig.free_now:
-                v = views[name]
-                if v.cpus - v.alloc_cpus <= 0:  # free_cpus, without the property call
-                    dead.append(name)
-                    continue
-                if zero_from.get(name, INF) < end:
-                    continue  # free now, but entirely taken before the job would end: capacity 0
-                self._evaluate(sw, req, name, now, end)
-                if early and sw.caps[name] and sw.total >= req.ntasks:
-                    # Block layout takes the first nodes with room: no need to look further.
-                    alloc = self._place_at(job, req, now, sw, elig)
-                    if alloc is not None:
-                        self._prune(elig, dead)
-                        return now, alloc
-            self._prune(elig, dead)
-            if self.indexed:
-                self._save(req, sw.copy())
-        t = sw.t
-        k = bisect.bisect_right(bps, t)
-        members, heap, profiles, fit = elig.members, sw.heap, self.profiles, req.fit
-        set_cap = sw.set_cap
-        fits = {}  # final-segment values -> capacity (many nodes end up alike: empty)
-        while True:
-            if t >= floor and self._feasible(sw, req):
-                alloc = self._place_at(job, req, t, sw, elig)
+    def _start_now(self, job, req, elig):
+        """Before any job waits: can the job start now, on the views as they are?"""
+        now, sw, views, dead = self.now, _Sweep(), self.views, []
+        early = not req.want_nodes and not req.required
+        fit = req.fit
+        for name in elig.free_now:
+            v = views[name]
+            free = v.cpus - v.alloc_cpus  # free_cpus, without the property call
+            if free <= 0:
+                dead.append(name)
+                continue
+            mins = (free, v.real_memory - v.alloc_memory, v.gpus - len(v.alloc_gpu_ids), v.busy_jobs)
+            cap = fit(*mins)
+            sw.set_cap(name, cap, mins)
+            if early and cap and sw.total >= req.ntasks:
+                # Block layout takes the first nodes with room: no need to look further.
+                alloc = self._place_at(job, req, now, sw.caps.get, sw.mins.__getitem__, elig)
                 if alloc is not None:
-                    break
-            if now_only or k >= len(bps) or bps[k] > self.horizon:
-                alloc = None
-                break
-            t = sw.t = bps[k]
-            k += 1
-            end = self.round_up(t + req.duration)
-            for name in self.bp_nodes[t]:
-                if name not in members:
-                    continue
-                prof = profiles.get(name) or self._profile(name)
-                if prof.times[-1] != t:
-                    self._evaluate(sw, req, name, t, end, True)
-                    continue
-                # Fast path: the node's last change; the window lies in its final segment.
-                mins = (prof.cpus[-1], prof.mem[-1], prof.gpus[-1], prof.busy[-1])
-                cap = fits.get(mins)
-                if cap is None:
-                    cap = fits[mins] = fit(*mins)
-                set_cap(name, cap, mins)
-            while heap and heap[0][0] < t:
-                _, ver, name = heapq.heappop(heap)
-                if sw.version[name] == ver:
-                    self._evaluate(sw, req, name, t, end)
-        if self.indexed and not now_only:
-            self._save(req, sw)
-        return (t, alloc) if alloc is not None else None
+                    self._prune(elig, dead)
+                    return now, alloc
+        self._prune(elig, dead)
+        if self._feasible(sw.total, sw.count, sw.hist, sw.caps.get, req):
+            alloc = self._place_at(job, req, now, sw.caps.get, sw.mins.__getitem__, elig)
+            if alloc is not None:
+                return now, alloc
+        return None
 
     @staticmethod
     def _prune(elig, dead):
@@ -468,34 +548,221 @@ class Planner:
             gone = set(dead)
             elig.free_now = [n for n in elig.free_now if n not in gone]
 
-    def _place_at(self, job, req, t, sw, elig):
-        """Run the real placement on views showing what is free over the job's window."""
-        caps = sw.caps
-        if sw.count * 8 < len(elig.names):
-            names = sorted((n for n, c in caps.items() if c), key=elig.pos.__getitem__)
+    @staticmethod
+    def _evaluate(prof, req, t, end):
+        """``(capacity, minima, expiry)`` of a profile for ``req`` over [t, end): exact per-resource minima.
+
+        ``expiry``: the time past which a later window reaches a segment that
+        lowers *this job's* capacity (None: never). A profile that cannot take
+        a task at ``t`` needs no window scan: it is evaluated again where it
+        next gains.
+        """
+        times, cpus, mem, gpus, busy = prof.times, prof.cpus, prof.mem, prof.gpus, prof.busy
+        i = bisect.bisect_right(times, t) - 1
+        cap = req.fit(cpus[i], mem[i], gpus[i], busy[i])
+        if not cap:
+            return 0, None, None
+        n = len(times)
+        j = n if end == INF else bisect.bisect_left(times, end, i + 1)
+        if j == i + 1:
+            mins = (cpus[i], mem[i], gpus[i], busy[i])
         else:
-            names = [n for n in elig.names if caps.get(n)]
-        if not req.required:
-            # Placement fills nodes in order, so the first ones with room decide
-            # (with -N: the first k, unless they are too small, then the roomiest).
-            if req.want_nodes:
-                head = names[:req.want_nodes]
-                if sum(caps[n] for n in head) >= req.ntasks:
-                    names = head
-            else:
-                room, cut = 0, len(names)
-                for i, n in enumerate(names):
-                    room += caps[n]
+            mins = (min(cpus[i:j]), min(mem[i:j]), min(gpus[i:j]), max(busy[i:j]))
+            cap = req.fit(*mins)
+        if cap and j < n:
+            c_need = cap * req.cpus_per_task
+            m_need = c_need * req.mem_per_cpu if req.mem_per_cpu else req.mem_per_node
+            g_need, excl = req.gpus, req.exclusive
+            for k in range(j, n):
+                if cpus[k] < c_need or mem[k] < m_need or gpus[k] < g_need or (excl and busy[k]):
+                    return cap, mins, times[k] - req.duration
+        return cap, mins, None
+
+    @staticmethod
+    def _feasible(total, count, hist, cap_of, req):
+        if total < req.ntasks or count < max(req.want_nodes, 1):
+            return False
+        if req.required and not all(cap_of(r) for r in req.required):
+            return False
+        if req.want_nodes:  # -N k: the k roomiest nodes must hold every task
+            return _top_fits(hist, req.want_nodes, req.ntasks)
+        return True
+
+    def _walk(self, job, req, elig, floor):
+        """The first time from ``floor`` the job fits, sweeping the times its nodes' groups gain resources.
+
+        Capacities only grow where some node gets resources back (a running
+        job's or a planned job's end, a reservation's end), so those times are
+        the only candidates after ``floor``; losses (the window's right edge
+        reaching a busier segment) come through the expiry heap. The sweep
+        starts from a saved one of the same capacity key when that is cheaper
+        than evaluating every group, and is saved for the jobs after.
+        """
+        duration = req.duration
+        start = floor
+        if self.total is not None:
+            # Until all free CPUs together suffice, no time can work: start the sweep there. (The
+            # candidate times skipped are breakpoints of the total too, so each was ruled out.)
+            start = self.total.first_possible(floor, req.ntasks * req.cpus_per_task, duration, self.horizon,
+                                              self.round_up)
+            if start is None:
+                return None
+        on = self._groups_for(req, elig)
+        log = self.moves.setdefault(req.elig_key, [])
+        sw = self._resume(req, on, log, start)
+        if sw is None:
+            sw = self._fresh(req, on, start)
+            sw.log_pos = len(log)
+        evaluate, set_cap, gains_at, times = self._evaluate, sw.set_cap, self.gains_at, self.gain_times
+        heap, node_prof, horizon, caps = sw.heap, self.node_prof, self.horizon, sw.caps
+        cap_of = lambda name: caps.get(node_prof.get(name), 0)  # noqa: E731
+        plain = not (req.required or req.want_nodes or req.exclusive or req.gpus)
+        t, alloc = sw.t, None
+        k = bisect.bisect_right(times, t)
+        fits = {}  # final-segment values -> capacity (many groups end up alike: empty)
+        while True:
+            if t >= start and self._feasible(sw.total, sw.count, sw.hist, cap_of, req):
+                roomy = self._roomy(sw, elig)
+                if plain:
+                    # The first nodes with room in partition order, just enough of them.
+                    room = [caps[node_prof[n]] for n in roomy]
+                    cut = bisect.bisect_left(list(itertools.accumulate(room)), req.ntasks) + 1
+                    names = roomy[:cut]
+                    alloc = self._block_allocation(req, names, dict(zip(names, room)))
+                else:
+                    alloc = self._place_at(job, req, t, cap_of, lambda name: sw.mins[node_prof[name]], elig,
+                                           roomy)
+                if alloc is not None:
+                    break
+            if k >= len(times) or times[k] > horizon:
+                break
+            t = sw.t = times[k]
+            k += 1
+            end = self.round_up(t + duration)
+            for prof in gains_at[t]:
+                if prof in on:
+                    if prof.times[-1] != t:
+                        set_cap(prof, *evaluate(prof, req, t, end))
+                        continue
+                    # The profile's last change: the window lies in its final segment.
+                    mins = (prof.cpus[-1], prof.mem[-1], prof.gpus[-1], prof.busy[-1])
+                    cap = fits.get(mins)
+                    if cap is None:
+                        cap = fits[mins] = req.fit(*mins)
+                    set_cap(prof, cap, mins if cap else None, None)
+            while heap and heap[0][0] < t:
+                _, ver, prof = heapq.heappop(heap)
+                if sw.version[prof] == ver:
+                    set_cap(prof, *evaluate(prof, req, t, end))
+        self._save(req, sw, len(log))
+        return (t, alloc) if alloc is not None else None
+
+    def _fresh(self, req, on, t):
+        """A sweep at ``t`` with every group evaluated."""
+        sw = _GroupSweep(on, t)
+        end = self.round_up(t + req.duration)
+        evaluate, set_cap = self._evaluate, sw.set_cap
+        # A group without a free CPU at t has capacity 0 (the sweep's default): not even a lookup.
+        if t == self.now:
+            roomy = [prof for prof in on if prof.cpus[0] > 0]
+        else:
+            bisect_right = bisect.bisect_right
+            roomy = [prof for prof in on if prof.cpus[bisect_right(prof.times, t) - 1] > 0]
+        for prof in roomy:
+            set_cap(prof, *evaluate(prof, req, t, end))
+        return sw
+
+    def _resume(self, req, on, log, start):
+        """A saved sweep at or before ``start``, brought up to date, when cheaper than a fresh one."""
+        saved = self.saved.get(req.capacity_key)
+        if not saved:
+            return None
+        i = bisect.bisect_right([s.t for s in saved], start) - 1
+        if i < 0:
+            return None
+        base = saved[i]
+        # Cost: the groups moved since, and (roughly) the breakpoints to sweep up to ``start``.
+        moved = len(log) - base.log_pos
+        times = self.gain_times
+        gap = bisect.bisect_right(times, start) - bisect.bisect_right(times, base.t)
+        if (moved + gap) * 2 > len(on) + 2:
+            return None
+        sw = base.copy()
+        sw.on = on
+        caps, t = sw.caps, sw.t
+        end = self.round_up(t + req.duration)
+        for old, new, k in log[base.log_pos:]:
+            # k nodes left ``old`` for ``new`` (``old`` with a reservation taken: never roomier)
+            had = caps.get(old, 0)
+            sw.weigh(had, -k)
+            if had and new not in caps:  # made since (or had no room): evaluated as a fresh sweep would
+                cap, mins, expiry = self._evaluate(new, req, t, end)
+                caps[new], sw.mins[new] = cap, mins
+                if cap:
+                    sw.roomy.add(new)
+                sw.serial += 1
+                sw.version[new] = sw.serial
+                if expiry is not None:
+                    heapq.heappush(sw.heap, (expiry, sw.serial, new))
+            sw.weigh(caps.get(new, 0), k)
+        sw.log_pos = len(log)
+        return sw
+
+    def _save(self, req, sw, log_pos):
+        sw.log_pos = log_pos
+        saved = self.saved.setdefault(req.capacity_key, [])
+        saved.insert(bisect.bisect_right([s.t for s in saved], sw.t), sw)
+        if len(saved) > MAX_SAVED:
+            # Keep the spread: drop the state closest in time to its predecessor (never the first).
+            k = min(range(1, len(saved)), key=lambda x: saved[x].t - saved[x - 1].t)
+            del saved[k]
+
+    @staticmethod
+    def _roomy(sw, elig):
+        """The eligible nodes with room for the job in the sweep, in partition order."""
+        on = sw.on
+        groups = [on[prof] for prof in sw.roomy if prof in on]
+        if sw.count * 8 < len(elig.names):
+            return sorted((n for members in groups for n in members), key=elig.pos.__getitem__)
+        if len(groups) == 1:
+            members = groups[0]
+            return [n for n in elig.names if n in members]
+        roomy = set().union(*groups)
+        return [n for n in elig.names if n in roomy]
+
+    def _place_at(self, job, req, t, cap_of, mins_of, elig, candidates=None):
+        """Run the real placement on views showing what is free over the job's window.
+
+        ``cap_of(node)``: the job's capacity on the node over the window;
+        ``mins_of(node)``: the node's free (cpus, memory, gpus, jobs) over it;
+        ``candidates``: the nodes that may have room, in partition order (default: all eligible).
+        """
+        if candidates is None:
+            candidates = elig.names
+        if not req.required and not req.want_nodes:
+            # Placement fills nodes in order, so the first ones with room decide.
+            names, caps, room = [], {}, 0
+            for n in candidates:
+                c = cap_of(n)
+                if c:
+                    names.append(n)
+                    caps[n] = c
+                    room += c
                     if room >= req.ntasks:
-                        cut = i + 1
                         break
-                names = names[:cut]
-                if not (req.exclusive or req.gpus):
-                    return self._block_allocation(req, names, caps)
+            if not (req.exclusive or req.gpus):
+                return self._block_allocation(req, names, caps)
+        else:
+            names = [n for n in candidates if cap_of(n)]
+            if not req.required:
+                # With -N: the first k, unless they are too small, then the roomiest.
+                head = names[:req.want_nodes]
+                if sum(cap_of(n) for n in head) >= req.ntasks:
+                    names = head
         views = []
         for name in names:
             v = self.views[name]
-            cpus, mem, gpus, busy = sw.mins[name]
+            cpus, mem, gpus, busy = mins_of(name)
             if t == self.now:  # real GPU indices: the allocation is used as is
                 free = v.free_gpu_ids()
                 gpu_ids = v.alloc_gpu_ids | set(free[gpus:])
@@ -504,7 +771,6 @@ class Planner:
             views.append(NodeView(name, v.cpus, v.real_memory, v.gpus, v.features, v.cpus - cpus,
                                   v.real_memory - mem, gpu_ids, True, busy))
         return place(job, views, expand_hostlist=self.state.expand_hostlist)
-
     @staticmethod
     def _block_allocation(req, names, caps):
         """What :func:`~.placement.place` returns for a plain job (no -N, -w, --exclusive, GPUs).
@@ -516,21 +782,25 @@ class Planner:
         without building window views: one task on each, then each filled in
         turn. Eligibility (features, --exclude) was applied when ``names`` were.
         """
-        room = 0
-        for name in names:
-            room += caps[name]
+        room = sum(map(caps.__getitem__, names))
         if not names or room < req.ntasks:
             return None
-        tasks = dict.fromkeys(names, 1)
-        left = req.ntasks - len(names)
-        for name in names:
-            if left <= 0:
-                break
-            more = min(caps[name] - 1, left)
-            tasks[name] += more
-            left -= more
+        last = names[-1]
+        if room - caps[last] < req.ntasks:
+            # Just enough nodes: every node but the last fills up, the last takes the rest.
+            tasks = dict(zip(names, map(caps.__getitem__, names)))
+            tasks[last] = req.ntasks - (room - caps[last])
+        else:
+            tasks = dict.fromkeys(names, 1)
+            left = req.ntasks - len(names)
+            for name in names:
+                if left <= 0:
+                    break
+                more = min(caps[name] - 1, left)
+                tasks[name] += more
+                left -= more
         c, mem_per_cpu, mem_per_node = req.cpus_per_task, req.mem_per_cpu, req.mem_per_node
-        cpus = {name: tasks[name] * c for name in names}
+        cpus = dict(tasks) if c == 1 else {name: n * c for name, n in tasks.items()}
         mem = {name: mem_per_cpu * n for name, n in cpus.items()} if mem_per_cpu else \
             dict.fromkeys(names, mem_per_node)
         return Allocation(list(names), tasks, cpus, mem, {name: [] for name in names})
