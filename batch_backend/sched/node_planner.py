@@ -132,7 +132,78 @@ class _Sweep:
         return new
 
 
-class NodePlanner:
+class PlannerBase:
+    """What both sweeps share: time rounding, eligible nodes, the dominance floors, and
+    placement on window views. Subclasses set ``now``, ``res``, ``state``, ``views``,
+    ``eligible``, ``floors`` and ``dominance``."""
+
+    def round_up(self, t):
+        if t == INF or self.res <= 0:
+            return t
+        return math.ceil(t / self.res - 1e-9) * self.res
+
+    def _release_time(self, end):
+        t = self.round_up(max(end, self.now))
+        # Overdue jobs are being killed: their resources are not free *now*.
+        return t if t > self.now else self.round_up(self.now + max(self.res, 1))
+
+    def _eligible_for(self, job, partition, req):
+        elig = self.eligible.get(req.elig_key)
+        if elig is None:
+            expand = self.state.expand_hostlist
+            excluded = set(expand(job["exclude"])) if job.get("exclude") and expand else set()
+            views, features = self.views, job.get("features")
+            elig = self.eligible[req.elig_key] = Eligible([
+                n for n in partition["nodes"]
+                if n in views and views[n].usable and n not in excluded
+                and (not features or features_match(features, views[n].features))])
+        return elig
+
+    def _floor(self, req):
+        """The earliest the job could start: no earlier than any job it dominates found room.
+
+        Job A dominates job B (same per-node shape) when A has at least as many
+        tasks and at least as long a time limit (a longer window has less room
+        on every node), and B has no -N or the same -N (a -N job is harder than
+        a plain one with as many tasks). Availability only shrinks within a
+        pass, so B's start stays a lower bound for A.
+        """
+        floor = self.floors.get(req.key, self.now)
+        if not req.required:
+            ntasks, duration = req.ntasks, req.duration
+            for want in ((0, req.want_nodes) if req.want_nodes else (0,)):
+                for (d, n), start in self.dominance.get((req.shape_key, want), {}).items():
+                    if start > floor and n <= ntasks and d <= duration:
+                        floor = start
+        return floor
+
+    def _record(self, req, start):
+        self.floors[req.key] = start
+        # More tasks are harder only from want_nodes tasks up: placement refuses -N k with fewer.
+        if not req.required and req.ntasks >= req.want_nodes:
+            table = self.dominance.setdefault((req.shape_key, req.want_nodes), {})
+            key = (req.duration, req.ntasks)
+            if start > table.get(key, -INF):
+                table[key] = start
+
+    def _place_in_window(self, job, names, t, mins_of):
+        """:func:`~.placement.place` on views of ``names`` as they are over the window from ``t``
+        (``mins_of(name)``: the least free cpus, memory, GPUs and the busy flag there)."""
+        views = []
+        for name in names:
+            v = self.views[name]
+            cpus, mem, gpus, busy = mins_of(name)
+            if t == self.now:  # real GPU indices: the allocation is used as is
+                free = v.free_gpu_ids()
+                gpu_ids = v.alloc_gpu_ids | set(free[gpus:])
+            else:
+                gpu_ids = set(range(v.gpus - gpus))
+            views.append(NodeView(name, v.cpus, v.real_memory, v.gpus, v.features, v.cpus - cpus,
+                                  v.real_memory - mem, gpu_ids, True, busy))
+        return place(job, views, expand_hostlist=self.state.expand_hostlist)
+
+
+class NodePlanner(PlannerBase):
     """One pass's per-node profiles, breakpoint index and planning (see the module docstring).
 
     Built by :class:`~.planner.Planner` when it first needs profiles, with
@@ -170,16 +241,6 @@ class NodePlanner:
             self._index()
 
     # -- time and profiles ----------------------------------------------------------
-    def round_up(self, t):
-        if t == INF or self.res <= 0:
-            return t
-        return math.ceil(t / self.res - 1e-9) * self.res
-
-    def _release_time(self, end):
-        t = self.round_up(max(end, self.now))
-        # Overdue jobs are being killed: their resources are not free *now*.
-        return t if t > self.now else self.round_up(self.now + max(self.res, 1))
-
     def _index(self):
         """Index the running jobs' expected ends (the first time a job must wait).
 
@@ -271,45 +332,6 @@ class NodePlanner:
             alloc.apply(self.views)
 
     # -- planning -----------------------------------------------------------------------
-    def _eligible_for(self, job, partition, req):
-        elig = self.eligible.get(req.elig_key)
-        if elig is None:
-            expand = self.state.expand_hostlist
-            excluded = set(expand(job["exclude"])) if job.get("exclude") and expand else set()
-            views, features = self.views, job.get("features")
-            elig = self.eligible[req.elig_key] = Eligible([
-                n for n in partition["nodes"]
-                if n in views and views[n].usable and n not in excluded
-                and (not features or features_match(features, views[n].features))])
-        return elig
-
-    def _floor(self, req):
-        """The earliest the job could start: no earlier than any job it dominates found room.
-
-        Job A dominates job B (same per-node shape) when A has at least as many
-        tasks and at least as long a time limit (a longer window has less room
-        on every node), and B has no -N or the same -N (a -N job is harder than
-        a plain one with as many tasks). Availability only shrinks within a
-        pass, so B's start stays a lower bound for A.
-        """
-        floor = self.floors.get(req.key, self.now)
-        if not req.required:
-            ntasks, duration = req.ntasks, req.duration
-            for want in ((0, req.want_nodes) if req.want_nodes else (0,)):
-                for (d, n), start in self.dominance.get((req.shape_key, want), {}).items():
-                    if start > floor and n <= ntasks and d <= duration:
-                        floor = start
-        return floor
-
-    def _record(self, req, start):
-        self.floors[req.key] = start
-        # More tasks are harder only from want_nodes tasks up: placement refuses -N k with fewer.
-        if not req.required and req.ntasks >= req.want_nodes:
-            table = self.dominance.setdefault((req.shape_key, req.want_nodes), {})
-            key = (req.duration, req.ntasks)
-            if start > table.get(key, -INF):
-                table[key] = start
-
     def plan(self, job, partition, req):
         """Earliest ``(start, Allocation)`` for one task of ``job``, or None within the window."""
         floor = self._floor(req)
@@ -512,18 +534,7 @@ class NodePlanner:
                 names = names[:cut]
                 if not (req.exclusive or req.gpus):
                     return self._block_allocation(req, names, caps)
-        views = []
-        for name in names:
-            v = self.views[name]
-            cpus, mem, gpus, busy = sw.mins[name]
-            if t == self.now:  # real GPU indices: the allocation is used as is
-                free = v.free_gpu_ids()
-                gpu_ids = v.alloc_gpu_ids | set(free[gpus:])
-            else:
-                gpu_ids = set(range(v.gpus - gpus))
-            views.append(NodeView(name, v.cpus, v.real_memory, v.gpus, v.features, v.cpus - cpus,
-                                  v.real_memory - mem, gpu_ids, True, busy))
-        return place(job, views, expand_hostlist=self.state.expand_hostlist)
+        return self._place_in_window(job, names, t, sw.mins.__getitem__)
 
     @staticmethod
     def _block_allocation(req, names, caps):
