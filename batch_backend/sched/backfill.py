@@ -60,6 +60,7 @@ class BackfillState(SchedState):
     bf_window: int = 1440        # minutes ahead a planned start may lie (SchedulerParameters bf_window)
     bf_max_job_test: int = 500   # jobs planned per pass after their partition blocked (bf_max_job_test)
     bf_resolution: int = 60      # seconds expected ends are rounded up to (bf_resolution)
+    estimates: bool = True       # False: only starts matter (the simulator), see schedule()
 
 
 @dataclass
@@ -123,7 +124,10 @@ def schedule(state, now):
     tested = 0
     # Partitions with pending jobs: once all are blocked and the depth is spent, stop early.
     waiting = {job["partition"] for job in state.pending}
-    for job in state.pending:
+    pending = state.pending
+    if not getattr(state, "estimates", True):
+        pending = _start_candidates(state)
+    for job in pending:
         pname = job["partition"]
         partition = state.partitions.get(pname)
         reason = ineligible_reason(job, partition, now, state)
@@ -150,6 +154,24 @@ def schedule(state, now):
     return decisions
 
 
+def _start_candidates(state):
+    """The prefix of the queue a pass must plan when only its starts matter.
+
+    A job needs at least ``num_tasks * cpus_per_task`` CPUs free now to start
+    now, and starts within a pass only take CPUs, so a job asking for more
+    than all nodes have free cannot start in this pass. Jobs after the last
+    one that might start need no plan: a plan only constrains the jobs after
+    it. The starts are exactly those of the full pass.
+    """
+    free = sum(max(0, v.cpus - v.alloc_cpus) for v in state.nodes.values() if v.usable)
+    pending = state.pending
+    for i in range(len(pending) - 1, -1, -1):
+        job = pending[i]
+        if job["num_tasks"] * job["cpus_per_task"] <= free:
+            return pending[:i + 1]
+    return ()
+
+
 def _schedule_job(planner, job, partition, behind, decisions):
     """Start, or plan, ``job`` (each task of an array master); return its pending reason or None."""
     state, now = planner.state, planner.now
@@ -158,10 +180,10 @@ def _schedule_job(planner, job, partition, behind, decisions):
     count = len(job_task_ids(job)) if is_array else 1
     limit = job.get("array_max_running")
     started, found = 0, None
+    limits = getattr(state, "limits", None)
     while started < count:
         if limit and state.running_array_tasks.get(job["job_id"], 0) >= limit:
             break
-        limits = getattr(state, "limits", None)
         if started and limits is not None and limits.reason(job):
             break
         found = planner.plan(job, partition, req)
@@ -177,7 +199,8 @@ def _schedule_job(planner, job, partition, behind, decisions):
             state.running_array_tasks[job["job_id"]] = state.running_array_tasks.get(job["job_id"], 0) + 1
     if started == count:
         return None
-    throttled = ineligible_reason(job, partition, now, state)
+    # Starting tasks may have reached an array throttle or a limit; nothing else changed.
+    throttled = ineligible_reason(job, partition, now, state) if is_array or limits is not None else None
     if throttled:
         _clear_estimate(job, decisions)
         return throttled

@@ -103,6 +103,8 @@ def ineligible_reason(job, partition, now, state):
 
 
 def _listed(value, item):
+    if not value:
+        return False
     return item in {v.strip() for v in (value or "").split(",") if v.strip()}
 
 

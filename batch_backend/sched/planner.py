@@ -47,6 +47,7 @@ from .node_planner import NodePlanner, PlannerBase, releases_by_node
 from .placement import Allocation
 
 MAX_SAVED = 12  # sweeps kept per capacity key
+SMALL_JOB = 64  # tasks: up to this many, a plain job's nodes are looked for one by one
 _VIEW_FACTS = operator.attrgetter("cpus", "real_memory", "gpus", "alloc_cpus", "alloc_memory", "busy_jobs")
 _GPU_IDS = operator.attrgetter("alloc_gpu_ids")
 
@@ -332,26 +333,27 @@ class Planner(PlannerBase):
                 known.append(prof)
 
     def _moves(self, names, node_prof, cpus, mem, gpus):
-        """An allocation's nodes by (profile, cpus, memory, gpus taken), built with C-level zips."""
+        """An allocation's nodes by (profile, cpus, memory, gpus taken), built with C-level zips.
+
+        Block allocations take runs of neighbouring nodes of one group with the
+        same share, so the nodes are sliced by runs of equal keys: the Python
+        loop goes once per run, not once per node.
+        """
         profs = list(map(node_prof.get, names))
         if None in profs:
             profs = [p or self._profile(n) for p, n in zip(profs, names)]
         keys = list(zip(profs, map(cpus.__getitem__, names), map(mem.__getitem__, names),
                         [len(gpus.get(n, ())) for n in names] if gpus and any(gpus.values())
                         else itertools.repeat(0)))
-        kinds = set(keys)
-        if len(kinds) == 1:
-            moves = {keys[0]: names}
-        elif len(kinds) <= 4:
-            moves = {k: [n for n, nk in zip(names, keys) if nk == k] for k in kinds}
-        else:
-            moves = {}
-            for key, name in zip(keys, names):
-                known = moves.get(key)
-                if known is None:
-                    moves[key] = [name]
-                else:
-                    known.append(name)
+        moves, i = {}, 0
+        for key, run in itertools.groupby(keys):
+            k = i + len(list(run))
+            known = moves.get(key)
+            if known is None:
+                moves[key] = names[i:k]
+            else:
+                known.extend(names[i:k])
+            i = k
         return moves
 
     def commit(self, req, t, alloc):
@@ -364,18 +366,23 @@ class Planner(PlannerBase):
         if self.by_node is not None:
             return self.by_node.commit(req, t, alloc)
         end = self.round_up(t + req.duration)
-        cpus, mem, gpus = alloc.cpus_per_node, alloc.memory_per_node, alloc.gpus_per_node
         if not self.indexed:
+            cpus, mem, gpus = alloc.cpus_per_node, alloc.memory_per_node, alloc.gpus_per_node
             if end != INF:
                 for name in alloc.nodes:
                     self.early_releases.setdefault(name, []).append(
                         (end, cpus[name], mem[name], len(gpus.get(name, ()))))
         else:
-            if self.total is not None:
-                self.total.take(t, end, sum(cpus.values()))
-            # Nodes that had the same profile and take the same share move together.
+            if type(alloc) is not _Block:
+                cpus, mem, gpus = alloc.cpus_per_node, alloc.memory_per_node, alloc.gpus_per_node
             names, node_prof = alloc.nodes, self.node_prof
-            if len(names) == 1:
+            if self.total is not None:
+                self.total.take(t, end, req.ntasks * req.cpus_per_task if type(alloc) is _Block
+                                else sum(cpus.values()))
+            # Nodes that had the same profile and take the same share move together.
+            if type(alloc) is _Block:
+                moves = alloc.moves(req, node_prof)
+            elif len(names) == 1:
                 name = names[0]
                 moves = {(node_prof.get(name) or self._profile(name), cpus[name], mem[name],
                           len(gpus.get(name, ()))): names}
@@ -387,8 +394,7 @@ class Planner(PlannerBase):
                 key = (id(old), t, end, c, m, g)
                 known = self.after.get(key)
                 if known is None:
-                    new = old.copy()
-                    new.reserve(t, end, c, m, g)
+                    new = old.reserved(t, end, c, m, g)
                     self.after[key] = (old, new)  # keeps ``old`` alive, so its id is not reused
                     self._register(new)
                 else:
@@ -446,7 +452,14 @@ class Planner(PlannerBase):
         return on
 
     def plan(self, job, partition, req):
-        """Earliest ``(start, Allocation)`` for one task of ``job``, or None within the window."""
+        """Earliest ``(start, allocation)`` for one task of ``job``, or None within the window.
+
+        The allocation is an :class:`~.placement.Allocation` when the job can
+        start now. A plain job planned for later gets a :class:`_Block`: its
+        ``nodes`` are what the job would get, and :meth:`commit` holds them
+        without the per-node dicts an Allocation needs (most plans of a deep
+        queue are never started as planned).
+        """
         if self.by_node is not None:
             return self.by_node.plan(job, partition, req)
         floor = self._floor(req)
@@ -462,6 +475,8 @@ class Planner(PlannerBase):
                     if self.by_node is not None:
                         return self.by_node.plan(job, partition, req)
                 found = self._walk(job, req, elig, floor)
+            if found is not None and found[0] == self.now and type(found[1]) is _Block:
+                found = (found[0], found[1].allocation(req))
         self._record(req, found[0] if found else INF)
         return found
 
@@ -572,16 +587,7 @@ class Planner(PlannerBase):
         fits = {}  # final-segment values -> capacity (many groups end up alike: empty)
         while True:
             if t >= start and self._feasible(sw.total, sw.count, sw.hist, cap_of, req):
-                roomy = self._roomy(sw, elig)
-                if plain:
-                    # The first nodes with room in partition order, just enough of them.
-                    room = [caps[node_prof[n]] for n in roomy]
-                    cut = bisect.bisect_left(list(itertools.accumulate(room)), req.ntasks) + 1
-                    names = roomy[:cut]
-                    alloc = self._block_allocation(req, names, dict(zip(names, room)))
-                else:
-                    alloc = self._place_at(job, req, t, cap_of, lambda name: sw.mins[node_prof[name]], elig,
-                                           roomy)
+                alloc = self._allocate(job, req, t, sw, elig, plain)
                 if alloc is not None:
                     break
             if k >= len(times) or times[k] > horizon:
@@ -606,6 +612,31 @@ class Planner(PlannerBase):
                     set_cap(prof, *evaluate(prof, req, t, end))
         self._save(req, sw, len(log))
         return (t, alloc) if alloc is not None else None
+
+    def _allocate(self, job, req, t, sw, elig, plain):
+        """The job's allocation at ``t`` from the sweep's capacities (None if placement refuses)."""
+        caps, node_prof = sw.caps, self.node_prof
+        if plain and req.ntasks <= SMALL_JOB and sw.count * 8 >= len(elig.names):
+            # A small job with room on many nodes: the first few nodes with room in partition
+            # order, found without listing them all.
+            names, room, got, need = [], [], 0, req.ntasks
+            for n in elig.names:
+                c = caps.get(node_prof[n])
+                if c:
+                    names.append(n)
+                    room.append(c)
+                    got += c
+                    if got >= need:
+                        break
+            return self._block_allocation(req, names, room)
+        roomy = self._roomy(sw, elig)
+        if plain:
+            # The first nodes with room in partition order, just enough of them.
+            room = list(map(caps.__getitem__, map(node_prof.__getitem__, roomy)))
+            cut = bisect.bisect_left(list(itertools.accumulate(room)), req.ntasks) + 1
+            return self._block_allocation(req, roomy[:cut], room[:cut])
+        return self._place_at(job, req, t, lambda name: caps.get(node_prof.get(name), 0),
+                              lambda name: sw.mins[node_prof[name]], elig, roomy)
 
     def _fresh(self, req, on, t):
         """A sweep at ``t`` with every group evaluated."""
@@ -674,11 +705,8 @@ class Planner(PlannerBase):
         groups = [on[prof] for prof in sw.roomy if prof in on]
         if sw.count * 8 < len(elig.names):
             return sorted((n for members in groups for n in members), key=elig.pos.__getitem__)
-        if len(groups) == 1:
-            members = groups[0]
-            return [n for n in elig.names if n in members]
-        roomy = set().union(*groups)
-        return [n for n in elig.names if n in roomy]
+        members = groups[0] if len(groups) == 1 else set().union(*groups)
+        return list(filter(members.__contains__, elig.names))
 
     def _place_at(self, job, req, t, cap_of, mins_of, elig, candidates=None):
         """Run the real placement on views showing what is free over the job's window.
@@ -701,7 +729,7 @@ class Planner(PlannerBase):
                     if room >= req.ntasks:
                         break
             if not (req.exclusive or req.gpus):
-                return self._block_allocation(req, names, caps)
+                return self._block_allocation(req, names, list(map(caps.__getitem__, names)))
         else:
             names = [n for n in candidates if cap_of(n)]
             if not req.required:
@@ -710,36 +738,76 @@ class Planner(PlannerBase):
                 if sum(cap_of(n) for n in head) >= req.ntasks:
                     names = head
         return self._place_in_window(job, names, t, mins_of)
-    @staticmethod
-    def _block_allocation(req, names, caps):
-        """What :func:`~.placement.place` returns for a plain job (no -N, -w, --exclusive, GPUs).
 
-        The fast path of :meth:`_place_at`, the simulator's hot spot: ``names``
-        are the first nodes with room in partition order, just enough of them,
-        and ``caps`` their capacities over the window (``req.fit``, which counts
-        tasks exactly as placement does), so placement's block layout is known
-        without building window views: one task on each, then each filled in
-        turn. Eligibility (features, --exclude) was applied when ``names`` were.
-        """
-        room = sum(map(caps.__getitem__, names))
-        if not names or room < req.ntasks:
+    @staticmethod
+    def _block_allocation(req, names, room):
+        """What :func:`~.placement.place` gives a plain job (no -N, -w, --exclusive, GPUs), as a
+        :class:`_Block`: ``names`` are the first nodes with room in partition order, just
+        enough of them, and ``room`` their capacities over the window (``req.fit``, which
+        counts tasks exactly as placement does). Eligibility (features, --exclude) was
+        applied when ``names`` were chosen."""
+        total, ntasks = sum(room), req.ntasks
+        if not names or total < ntasks:
             return None
-        last = names[-1]
-        if room - caps[last] < req.ntasks:
+        return _Block(names, room, total)
+
+
+class _Block:
+    """Placement's block layout for a plain job, kept as node names and their capacities.
+
+    :func:`~.placement.place` gives a plain job one task on each of the first
+    nodes with room, then fills each in turn; on just enough nodes that means
+    every node but the last full and the last with the rest, and otherwise the
+    fill order decides. :meth:`allocation` builds the real
+    :class:`~.placement.Allocation`; :meth:`moves` is what
+    :meth:`Planner.commit` needs, grouped by profile without per-node dicts.
+    """
+
+    __slots__ = ("nodes", "room", "total")
+
+    def __init__(self, names, room, total):
+        self.nodes, self.room, self.total = names, room, total
+
+    def tasks(self, ntasks):
+        """Tasks per node, in node order (a list)."""
+        room = self.room
+        if self.total - room[-1] < ntasks:
             # Just enough nodes: every node but the last fills up, the last takes the rest.
-            tasks = dict(zip(names, map(caps.__getitem__, names)))
-            tasks[last] = req.ntasks - (room - caps[last])
-        else:
-            tasks = dict.fromkeys(names, 1)
-            left = req.ntasks - len(names)
-            for name in names:
-                if left <= 0:
-                    break
-                more = min(caps[name] - 1, left)
-                tasks[name] += more
-                left -= more
-        c, mem_per_cpu, mem_per_node = req.cpus_per_task, req.mem_per_cpu, req.mem_per_node
+            tasks = list(room)
+            tasks[-1] = ntasks - (self.total - room[-1])
+            return tasks
+        tasks, left = [1] * len(room), ntasks - len(room)
+        for i, cap in enumerate(room):
+            if left <= 0:
+                break
+            more = min(cap - 1, left)
+            tasks[i] += more
+            left -= more
+        return tasks
+
+    def allocation(self, req):
+        names, c = self.nodes, req.cpus_per_task
+        tasks = dict(zip(names, self.tasks(req.ntasks)))
         cpus = dict(tasks) if c == 1 else {name: n * c for name, n in tasks.items()}
-        mem = {name: mem_per_cpu * n for name, n in cpus.items()} if mem_per_cpu else \
-            dict.fromkeys(names, mem_per_node)
+        mem = {name: req.mem_per_cpu * n for name, n in cpus.items()} if req.mem_per_cpu else \
+            dict.fromkeys(names, req.mem_per_node)
         return Allocation(list(names), tasks, cpus, mem, {name: [] for name in names})
+
+    def moves(self, req, node_prof):
+        """The nodes by (profile, cpus, memory, gpus taken): runs of one profile and share move
+        together, so the Python loop goes once per run."""
+        names, c = self.nodes, req.cpus_per_task
+        mem_per_cpu, mem_per_node = req.mem_per_cpu, req.mem_per_node
+        keys = zip(map(node_prof.__getitem__, names), self.tasks(req.ntasks))
+        moves, i = {}, 0
+        for (prof, n), run in itertools.groupby(keys):
+            k = i + len(list(run))
+            cpus = n * c
+            key = (prof, cpus, mem_per_cpu * cpus if mem_per_cpu else mem_per_node, 0)
+            known = moves.get(key)
+            if known is None:
+                moves[key] = names[i:k]
+            else:
+                known.extend(names[i:k])
+            i = k
+        return moves
