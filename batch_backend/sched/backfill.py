@@ -38,11 +38,16 @@ module is the policy: which jobs are planned, in what order, and what users are
 told.
 """
 
+import itertools
+import operator
 from dataclasses import dataclass, field
 
 from .fifo import SchedState, SetReason, Start, ineligible_reason, job_task_ids
-from .availability import Request
+from .availability import INF, Request
 from .planner import Planner
+
+
+_CPUS, _ALLOC_CPUS, _USABLE = (operator.attrgetter(a) for a in ("cpus", "alloc_cpus", "usable"))
 
 
 @dataclass
@@ -124,10 +129,14 @@ def schedule(state, now):
     tested = 0
     # Partitions with pending jobs: once all are blocked and the depth is spent, stop early.
     waiting = {job["partition"] for job in state.pending}
-    pending = state.pending
+    pending, candidates = state.pending, None
     if not getattr(state, "estimates", True):
-        pending = _start_candidates(state)
-    for job in pending:
+        candidates = _StartCandidates(state)
+        pending = candidates.prefix
+    last = pending[-1] if pending else None
+    for i, job in enumerate(pending):
+        if candidates is not None and not candidates.any_from(i, planner):
+            break  # no job from here on could start now: the rest of the plan changes nothing
         pname = job["partition"]
         partition = state.partitions.get(pname)
         reason = ineligible_reason(job, partition, now, state)
@@ -144,7 +153,7 @@ def schedule(state, now):
                     break  # nothing below is examined: its reason and estimate stay as they were
                 continue
             tested += 1
-        reason = _schedule_job(planner, job, partition, behind, decisions)
+        reason = _schedule_job(planner, job, partition, behind, decisions, hold=job is not last)
         if reason is None:
             continue
         if reason in ("Resources", "Priority"):
@@ -154,26 +163,52 @@ def schedule(state, now):
     return decisions
 
 
-def _start_candidates(state):
-    """The prefix of the queue a pass must plan when only its starts matter.
+class _StartCandidates:
+    """The jobs of a starts-only pass that might start now, and so the part of the queue to plan.
 
-    A job needs at least ``num_tasks * cpus_per_task`` CPUs free now to start
-    now, and starts within a pass only take CPUs, so a job asking for more
-    than all nodes have free cannot start in this pass. Jobs after the last
-    one that might start need no plan: a plan only constrains the jobs after
-    it. The starts are exactly those of the full pass.
+    A job needs at least ``num_tasks * cpus_per_task`` CPUs free over its
+    whole time limit to start now. Free now, before the pass: a job asking
+    for more than all nodes have free cannot start in this pass, and jobs
+    after the last one that might start need no plan (a plan only constrains
+    the jobs after it), so ``prefix`` ends there. Then, as the pass holds
+    higher-priority jobs' planned starts, the planner's count of free CPUs
+    over time (:class:`~.planner._TotalFree`) only goes down: once no job
+    from the current one on finds enough there over its time limit, the
+    pass can stop. The starts are exactly those of the full pass.
     """
-    free = sum(max(0, v.cpus - v.alloc_cpus) for v in state.nodes.values() if v.usable)
-    pending = state.pending
-    for i in range(len(pending) - 1, -1, -1):
-        job = pending[i]
-        if job["num_tasks"] * job["cpus_per_task"] <= free:
-            return pending[:i + 1]
-    return ()
+
+    def __init__(self, state):
+        views = state.nodes.values()
+        free = sum(itertools.compress(map(max, map(operator.sub, map(_CPUS, views), map(_ALLOC_CPUS, views)),
+                                          itertools.repeat(0)), map(_USABLE, views)))
+        pending = state.pending
+        self.jobs = []  # (index, CPUs needed, time limit in seconds), in queue order
+        for i, job in enumerate(pending):
+            need = job["num_tasks"] * job["cpus_per_task"]
+            if need <= free:
+                tl = job.get("time_limit")
+                self.jobs.append((i, need, INF if tl is None else tl * 60.0))
+        self.prefix = pending[:self.jobs[-1][0] + 1] if self.jobs else ()
+
+    def any_from(self, i, planner):
+        """Could some job at index ``i`` or later still start now?"""
+        total, jobs = planner.total, self.jobs
+        while jobs:
+            k, need, duration = jobs[-1]
+            if k < i:
+                return False
+            if total is None or total.fits(planner.now, need, planner.round_up(planner.now + duration)):
+                return True
+            jobs.pop()
+        return False
 
 
-def _schedule_job(planner, job, partition, behind, decisions):
-    """Start, or plan, ``job`` (each task of an array master); return its pending reason or None."""
+def _schedule_job(planner, job, partition, behind, decisions, hold=True):
+    """Start, or plan, ``job`` (each task of an array master); return its pending reason or None.
+
+    ``hold``: keep the job's planned start from the jobs planned after it (False for the
+    last job of a pass, which nobody is planned after).
+    """
     state, now = planner.state, planner.now
     req = Request(job, partition["name"], state.expand_hostlist)
     is_array = bool(job.get("array_spec"))
@@ -206,7 +241,8 @@ def _schedule_job(planner, job, partition, behind, decisions):
         return throttled
     if found is not None:
         start, alloc = found
-        planner.commit(req, start, alloc)
+        if hold:
+            planner.commit(req, start, alloc)
         if _estimate_changed(job, start, alloc.nodes, state.expand_hostlist):
             decisions.append(Estimate(job["job_id"], start, list(alloc.nodes)))
     else:

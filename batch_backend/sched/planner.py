@@ -187,6 +187,13 @@ class _TotalFree:
         j = len(self.times) if t1 == INF else self._split(t1)
         self.cpus[i:j] = [v - cpus for v in self.cpus[i:j]]
 
+    def fits(self, t, need, end):
+        """Are ``need`` CPUs free over [t, end)?"""
+        times, values = self.times, self.cpus
+        i = bisect.bisect_right(times, t) - 1
+        j = len(times) if end == INF else bisect.bisect_left(times, end, i + 1)
+        return values[i] >= need if j == i + 1 else min(values[i:j]) >= need
+
     def first_possible(self, floor, need, duration, horizon, round_up):
         """The first of ``floor`` and the later breakpoints (up to ``horizon``) where ``need`` CPUs
         are free over [t, round_up(t + duration)); None if there is none."""
@@ -428,21 +435,28 @@ class Planner(PlannerBase):
                 # _profile's key for nodes without early releases or reservations, with C-level maps:
                 # this runs for every node in every pass that plans.
                 special = self.early_releases.keys() | self.windows.keys()
-                todo = [n for n, p in zip(names, profs) if p is None and n not in special]
+                if special or profs.count(None) != len(profs):
+                    todo = [n for n, p in zip(names, profs) if p is None and n not in special]
+                else:
+                    todo = names
                 if todo:
                     views = list(map(self.views.__getitem__, todo))
-                    keys = zip(map(_VIEW_FACTS, views), map(len, map(_GPU_IDS, views)),
-                               map(tuple, map(sorted, map(self.jobs_on.get, todo, itertools.repeat(())))),
-                               itertools.repeat(()))
+                    keys = list(zip(map(_VIEW_FACTS, views), map(len, map(_GPU_IDS, views)),
+                                    map(tuple, map(sorted, map(self.jobs_on.get, todo, itertools.repeat(())))),
+                                    itertools.repeat(())))
                     canon, now = self.canon, self.now
-                    for name, key, view in zip(todo, keys, views):
-                        prof = canon.get(key)
-                        if prof is None:
-                            prof = canon[key] = Profile(view, now, key[2])
+                    new = [key for key in dict.fromkeys(keys) if key not in canon]  # in node order
+                    if new:
+                        first = dict(zip(reversed(keys), reversed(views)))  # key -> its first node's view
+                        for key in new:
+                            prof = canon[key] = Profile(first[key], now, key[2])
                             self._register(prof)
-                        node_prof[name] = prof
-                profile = self._profile
-                profs = [p or profile(n) for p, n in zip(map(node_prof.get, names), names)]
+                    node_prof.update(zip(todo, map(canon.__getitem__, keys)))
+                if special:
+                    profile = self._profile
+                    profs = [p or profile(n) for p, n in zip(map(node_prof.get, names), names)]
+                else:
+                    profs = list(map(node_prof.__getitem__, names))
             for prof, name in zip(profs, names):
                 known = on.get(prof)
                 if known is None:
