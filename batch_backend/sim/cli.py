@@ -35,6 +35,9 @@ def build_parser(prog="batchhub sim"):
                     help="backfill at most every this many virtual seconds, FIFO passes in between "
                          "(Slurm's bf_interval; default 0: backfill on every event, like the controller)")
     ap.add_argument("--max-jobs", type=int, default=None, help="replay only the first N jobs of a trace")
+    ap.add_argument("--estimates", action="store_true",
+                    help="plan every backfill pass in full, start estimates included, as the controller does "
+                         "(slower; the same starts: by default a pass plans only as far as a job could start)")
     return ap
 
 
@@ -83,7 +86,8 @@ def main(argv=None, prog="batchhub sim"):
     what, records = load_workload(args, ap)
     results = [simulate(records, nodes=args.nodes, cpus=args.cpus, policy=policy, priority=priority,
                         bf_window=args.bf_window, bf_max_job_test=args.bf_max_job_test,
-                        bf_resolution=args.bf_resolution, bf_interval=args.bf_interval)
+                        bf_resolution=args.bf_resolution, bf_interval=args.bf_interval,
+                        estimates=args.estimates)
                for policy, priority in runs]
     print(f"{what}: {len(records)} records, {args.nodes} nodes x {args.cpus} CPUs")
     print(format_table(results))

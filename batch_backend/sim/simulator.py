@@ -95,8 +95,12 @@ class Simulator:
 
     def __init__(self, jobs, *, nodes, cpus, mem=0, policy="backfill", priority="fcfs",
                  bf_window=1440, bf_max_job_test=500, bf_resolution=60, bf_interval=0, weights=None,
-                 calc_period=300, on_pass=None, reservations=(), limits=None):
+                 calc_period=300, on_pass=None, reservations=(), limits=None, estimates=False):
         self.limits = limits
+        # Start times are all a replay measures, so backfill passes plan only as far as a job could
+        # still start (backfill.schedule with estimates False: the same starts); True plans every
+        # pass in full, as the controller does for squeue --start.
+        self.estimates = estimates
         self.jobs = [dict(j) for j in jobs]
         self.policy_name = policy if isinstance(policy, str) else getattr(policy, "__name__", "custom")
         self.policy = POLICIES[policy] if isinstance(policy, str) else policy
@@ -179,7 +183,8 @@ class Simulator:
                 heapq.heappush(heap, (min(ends), 2, seq, 0))
         state = backfill.BackfillState(
             nodes=self.views, partitions=self.partitions, pending=list(self.pending.values()),
-            running=list(self.running.values()), reserved_windows=windows, estimates=False, **self.bf)
+            running=list(self.running.values()), reserved_windows=windows, estimates=self.estimates,
+            **self.bf)
         if self.limits is not None:
             from ..sched.limits import Limits
             state.limits = Limits(*self.limits, running=self.running.values())

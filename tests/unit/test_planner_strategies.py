@@ -112,3 +112,46 @@ def test_nodes_sharing_wide_jobs_keep_the_group_sweep():
     planner = Planner(busy_cluster(1, wide_running=True), now=0.0)
     planner._index()
     assert planner.by_node is None
+
+
+def _with_free_room(state, seed):
+    """``state`` with about a third of its running jobs ended, so that some pending jobs can start."""
+    rng = random.Random(seed)
+    for job in list(state.running):
+        if rng.random() < 0.35:
+            state.running.remove(job)
+            for n in job["nodes"]:
+                v = state.nodes[n]
+                v.alloc_cpus -= job["cpus_per_node"][n]
+                v.alloc_memory -= job["mem_alloc_per_node"][n]
+                v.busy_jobs -= 1
+    return state
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("shape", ["own jobs", "wide jobs", "reservation"])
+def test_a_starts_only_pass_starts_what_a_full_pass_starts(seed, shape):
+    base = _with_free_room(busy_cluster(seed, wide_running=shape == "wide jobs", windows=shape == "reservation"),
+                           seed)
+
+    def starts(estimates):
+        st = copy.deepcopy(base)
+        st.estimates = estimates
+        return [d for d in decisions_as_tuples(backfill.schedule(st, now=0.0)) if d[0] == "start"]
+
+    full = starts(True)
+    assert full and len(full) < len(base.pending)  # some start, some wait behind planned jobs
+    assert starts(False) == full
+
+
+@pytest.mark.parametrize("per_node", [False, True])
+def test_a_replay_starts_the_same_jobs_whether_passes_plan_in_full_or_only_for_starts(per_node, monkeypatch):
+    monkeypatch.setattr(Planner, "_per_node", lambda self: per_node)
+    records = generate(400, procs=16 * 8, seed=7, load=0.9)
+    runs = []
+    for estimates in (True, False):
+        jobs, _ = jobs_from_swf(records, 16 * 8)
+        sim = Simulator(jobs, nodes=16, cpus=8, policy="backfill", bf_interval=30, estimates=estimates)
+        sim.run()
+        runs.append([(j["job_id"], j["start_time"], tuple(j["nodes"])) for j in sim.jobs])
+    assert runs[0] == runs[1]
