@@ -50,6 +50,7 @@ MAX_SAVED = 12  # sweeps kept per capacity key
 SMALL_JOB = 64  # tasks: up to this many, a plain job's nodes are looked for one by one
 _VIEW_FACTS = operator.attrgetter("cpus", "real_memory", "gpus", "alloc_cpus", "alloc_memory", "busy_jobs")
 _GPU_IDS = operator.attrgetter("alloc_gpu_ids")
+_CPUS, _ALLOC_CPUS = operator.attrgetter("cpus"), operator.attrgetter("alloc_cpus")
 
 
 class _Sweep:
@@ -224,6 +225,7 @@ class Planner(PlannerBase):
         self.indexed = False       # running jobs' ends known: profiles can be built
         self.by_node = None        # NodePlanner the pass was handed to (groups about as many as nodes)
         self.node_prof = {}        # node -> its Profile, shared with every node alike (never changed)
+        self.base_keys = None      # node -> its profile's key, when _per_node made them all
         self.canon = {}            # what a fresh profile is built from -> the shared Profile
         self.after = {}            # (id(profile), reservation) -> (profile, profile with it taken)
         self.groups = {}           # Request.elig_key -> {profile: set of eligible nodes on it}
@@ -274,20 +276,30 @@ class Planner(PlannerBase):
             releases = [(end, sum((job.get("cpus_per_node") or {}).values())) for end, job in ending]
             for rel in self.early_releases.values():
                 releases.extend((t, c) for t, c, _, _ in rel)
-            self.total = _TotalFree(self.now, sum(max(0, v.cpus - v.alloc_cpus) for v in self.views.values()),
-                                    releases)
+            views = self.views.values()
+            free = sum(map(max, map(operator.sub, map(_CPUS, views), map(_ALLOC_CPUS, views)), itertools.repeat(0)))
+            self.total = _TotalFree(self.now, free, releases)
 
     def _per_node(self):
         """Would (nearly) every node be a group of its own? Then the per-node sweep is cheaper.
 
-        Counts the distinct facts profiles are built from, as :meth:`_profile`
-        keys them but with C-level maps (it runs in every pass that plans):
-        releases unsorted and GPU ids left out, so the count can be off a
-        little either way, which only matters for speed. More than half as
-        many as nodes hands the pass to :class:`~.node_planner.NodePlanner`.
+        Counts the distinct facts profiles are built from, with C-level maps
+        (it runs in every pass that plans). Without early starts and advance
+        reservations these are the keys :meth:`_profile` makes, kept for
+        :meth:`_groups_for`; otherwise releases are left unsorted and GPU ids
+        out, so the count can be off a little either way, which only matters
+        for speed. More than half as many as nodes hands the pass to
+        :class:`~.node_planner.NodePlanner`.
         """
         views, early, windows = self.views, self.early_releases, self.windows
         names, none = list(views), []
+        if not (early or windows):
+            values = views.values()
+            keys = list(zip(map(_VIEW_FACTS, values), map(len, map(_GPU_IDS, values)),
+                            map(tuple, map(sorted, map(self.jobs_on.get, names, itertools.repeat(none)))),
+                            itertools.repeat(())))
+            self.base_keys = dict(zip(names, keys))
+            return len(set(keys)) * 2 > len(names)
         rels = map(self.jobs_on.get, names, itertools.repeat(none))
         if early:
             rels = map(operator.add, map(early.get, names, itertools.repeat(none)), rels)
@@ -441,9 +453,12 @@ class Planner(PlannerBase):
                     todo = names
                 if todo:
                     views = list(map(self.views.__getitem__, todo))
-                    keys = list(zip(map(_VIEW_FACTS, views), map(len, map(_GPU_IDS, views)),
-                                    map(tuple, map(sorted, map(self.jobs_on.get, todo, itertools.repeat(())))),
-                                    itertools.repeat(())))
+                    if self.base_keys is not None:  # made by _per_node: no node changed since
+                        keys = list(map(self.base_keys.__getitem__, todo))
+                    else:
+                        keys = list(zip(map(_VIEW_FACTS, views), map(len, map(_GPU_IDS, views)),
+                                        map(tuple, map(sorted, map(self.jobs_on.get, todo, itertools.repeat(())))),
+                                        itertools.repeat(())))
                     canon, now = self.canon, self.now
                     new = [key for key in dict.fromkeys(keys) if key not in canon]  # in node order
                     if new:
