@@ -352,28 +352,14 @@ class Planner(PlannerBase):
                 known.append(prof)
 
     def _moves(self, names, node_prof, cpus, mem, gpus):
-        """An allocation's nodes by (profile, cpus, memory, gpus taken), built with C-level zips.
-
-        Block allocations take runs of neighbouring nodes of one group with the
-        same share, so the nodes are sliced by runs of equal keys: the Python
-        loop goes once per run, not once per node.
-        """
+        """An allocation's nodes by (profile, cpus, memory, gpus taken), built with C-level zips."""
         profs = list(map(node_prof.get, names))
         if None in profs:
             profs = [p or self._profile(n) for p, n in zip(profs, names)]
         keys = list(zip(profs, map(cpus.__getitem__, names), map(mem.__getitem__, names),
                         [len(gpus.get(n, ())) for n in names] if gpus and any(gpus.values())
                         else itertools.repeat(0)))
-        moves, i = {}, 0
-        for key, run in itertools.groupby(keys):
-            k = i + len(list(run))
-            known = moves.get(key)
-            if known is None:
-                moves[key] = names[i:k]
-            else:
-                known.extend(names[i:k])
-            i = k
-        return moves
+        return _by_runs(names, keys)
 
     def commit(self, req, t, alloc):
         """Hold ``alloc`` from ``t`` for the job's time limit; apply it to the views if it starts now.
@@ -825,18 +811,24 @@ class _Block:
     def moves(self, req, node_prof):
         """The nodes by (profile, cpus, memory, gpus taken): runs of one profile and share move
         together, so the Python loop goes once per run."""
-        names, c = self.nodes, req.cpus_per_task
-        mem_per_cpu, mem_per_node = req.mem_per_cpu, req.mem_per_node
-        keys = zip(map(node_prof.__getitem__, names), self.tasks(req.ntasks))
-        moves, i = {}, 0
-        for (prof, n), run in itertools.groupby(keys):
-            k = i + len(list(run))
-            cpus = n * c
-            key = (prof, cpus, mem_per_cpu * cpus if mem_per_cpu else mem_per_node, 0)
-            known = moves.get(key)
-            if known is None:
-                moves[key] = names[i:k]
-            else:
-                known.extend(names[i:k])
-            i = k
-        return moves
+        names = self.nodes
+        cpus = list(map(operator.mul, self.tasks(req.ntasks), itertools.repeat(req.cpus_per_task)))
+        mem = map(operator.mul, cpus, itertools.repeat(req.mem_per_cpu)) if req.mem_per_cpu else \
+            itertools.repeat(req.mem_per_node)
+        return _by_runs(names, zip(map(node_prof.__getitem__, names), cpus, mem, itertools.repeat(0)))
+
+
+def _by_runs(names, keys):
+    """``names`` grouped by their ``keys``, sliced by runs of equal neighbouring keys: block
+    allocations take runs of neighbours of one group with the same share, so the Python loop
+    goes once per run, not once per node."""
+    moves, i = {}, 0
+    for key, run in itertools.groupby(keys):
+        k = i + len(list(run))
+        known = moves.get(key)
+        if known is None:
+            moves[key] = names[i:k]
+        else:
+            known.extend(names[i:k])
+        i = k
+    return moves
