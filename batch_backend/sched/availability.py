@@ -120,6 +120,37 @@ class Profile:
             self.busy[k] += 1
 
 
+def window_capacity(prof, req, t, end):
+    """``(capacity, minima, expiry)`` of profile ``prof`` for ``req`` over [t, end): exact per-resource minima.
+
+    Both planner sweeps evaluate every node (or node group) with this.
+    ``expiry``: the time past which a later window reaches a segment that
+    lowers *this job's* capacity (None: never). A profile that cannot take a
+    task at ``t`` needs no window scan (capacity 0, minima and expiry None):
+    it is evaluated again where it next gains.
+    """
+    times, cpus, mem, gpus, busy = prof.times, prof.cpus, prof.mem, prof.gpus, prof.busy
+    i = bisect.bisect_right(times, t) - 1
+    cap = req.fit(cpus[i], mem[i], gpus[i], busy[i])
+    if not cap:
+        return 0, None, None
+    n = len(times)
+    j = n if end == INF else bisect.bisect_left(times, end, i + 1)
+    if j == i + 1:
+        mins = (cpus[i], mem[i], gpus[i], busy[i])
+    else:
+        mins = (min(cpus[i:j]), min(mem[i:j]), min(gpus[i:j]), max(busy[i:j]))
+        cap = req.fit(*mins)
+    if cap and j < n:
+        c_need = cap * req.cpus_per_task
+        m_need = c_need * req.mem_per_cpu if req.mem_per_cpu else req.mem_per_node
+        g_need, excl = req.gpus, req.exclusive
+        for k in range(j, n):
+            if cpus[k] < c_need or mem[k] < m_need or gpus[k] < g_need or (excl and busy[k]):
+                return cap, mins, times[k] - req.duration
+    return cap, mins, None
+
+
 class Request:
     """A job's request, reduced to what the planner compares."""
 

@@ -33,7 +33,7 @@ import bisect
 import heapq
 import math
 
-from .availability import INF, Profile
+from .availability import INF, Profile, window_capacity
 from .placement import Allocation, NodeView, features_match, place
 MAX_SAVED = 12  # sweep states kept per capacity key
 
@@ -369,28 +369,13 @@ class NodePlanner(PlannerBase):
                     v.busy_jobs)
             cap = req.fit(*mins)
         else:
-            times, cpus, mem, gpus, busy = prof.times, prof.cpus, prof.mem, prof.gpus, prof.busy
-            i = bisect.bisect_right(times, t) - 1
-            if gains_only and i and cpus[i] <= cpus[i - 1] and mem[i] <= mem[i - 1] \
-                    and gpus[i] <= gpus[i - 1] and busy[i] >= busy[i - 1]:
-                return
-            cap = req.fit(cpus[i], mem[i], gpus[i], busy[i])
-            if cap:
-                n = len(times)
-                j = n if end == INF else bisect.bisect_left(times, end, i + 1)
-                if j == i + 1:
-                    mins = (cpus[i], mem[i], gpus[i], busy[i])
-                else:
-                    mins = (min(cpus[i:j]), min(mem[i:j]), min(gpus[i:j]), max(busy[i:j]))
-                    cap = req.fit(*mins)
-                if cap and j < n:
-                    c_need = cap * req.cpus_per_task
-                    m_need = c_need * req.mem_per_cpu if req.mem_per_cpu else req.mem_per_node
-                    g_need, excl = req.gpus, req.exclusive
-                    for k in range(j, n):
-                        if cpus[k] < c_need or mem[k] < m_need or gpus[k] < g_need or (excl and busy[k]):
-                            expiry = times[k] - req.duration
-                            break
+            if gains_only:
+                times, cpus, mem, gpus, busy = prof.times, prof.cpus, prof.mem, prof.gpus, prof.busy
+                i = bisect.bisect_right(times, t) - 1
+                if i and cpus[i] <= cpus[i - 1] and mem[i] <= mem[i - 1] and gpus[i] <= gpus[i - 1] \
+                        and busy[i] >= busy[i - 1]:
+                    return
+            cap, mins, expiry = window_capacity(prof, req, t, end)
         sw.set_cap(name, cap, mins)
         if expiry is not None:
             heapq.heappush(sw.heap, (expiry, sw.serial, name))

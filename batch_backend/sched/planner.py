@@ -42,7 +42,7 @@ import heapq
 import itertools
 import operator
 
-from .availability import INF, Profile
+from .availability import INF, Profile, window_capacity
 from .node_planner import NodePlanner, PlannerBase, releases_by_node
 from .placement import Allocation
 
@@ -529,36 +529,6 @@ class Planner(PlannerBase):
             elig.free_now = [n for n in elig.free_now if n not in gone]
 
     @staticmethod
-    def _evaluate(prof, req, t, end):
-        """``(capacity, minima, expiry)`` of a profile for ``req`` over [t, end): exact per-resource minima.
-
-        ``expiry``: the time past which a later window reaches a segment that
-        lowers *this job's* capacity (None: never). A profile that cannot take
-        a task at ``t`` needs no window scan: it is evaluated again where it
-        next gains.
-        """
-        times, cpus, mem, gpus, busy = prof.times, prof.cpus, prof.mem, prof.gpus, prof.busy
-        i = bisect.bisect_right(times, t) - 1
-        cap = req.fit(cpus[i], mem[i], gpus[i], busy[i])
-        if not cap:
-            return 0, None, None
-        n = len(times)
-        j = n if end == INF else bisect.bisect_left(times, end, i + 1)
-        if j == i + 1:
-            mins = (cpus[i], mem[i], gpus[i], busy[i])
-        else:
-            mins = (min(cpus[i:j]), min(mem[i:j]), min(gpus[i:j]), max(busy[i:j]))
-            cap = req.fit(*mins)
-        if cap and j < n:
-            c_need = cap * req.cpus_per_task
-            m_need = c_need * req.mem_per_cpu if req.mem_per_cpu else req.mem_per_node
-            g_need, excl = req.gpus, req.exclusive
-            for k in range(j, n):
-                if cpus[k] < c_need or mem[k] < m_need or gpus[k] < g_need or (excl and busy[k]):
-                    return cap, mins, times[k] - req.duration
-        return cap, mins, None
-
-    @staticmethod
     def _feasible(total, count, hist, cap_of, req):
         if total < req.ntasks or count < max(req.want_nodes, 1):
             return False
@@ -593,7 +563,7 @@ class Planner(PlannerBase):
         if sw is None:
             sw = self._fresh(req, on, start)
             sw.log_pos = len(log)
-        evaluate, set_cap, gains_at, times = self._evaluate, sw.set_cap, self.gains_at, self.gain_times
+        evaluate, set_cap, gains_at, times = window_capacity, sw.set_cap, self.gains_at, self.gain_times
         heap, node_prof, horizon, caps = sw.heap, self.node_prof, self.horizon, sw.caps
         cap_of = lambda name: caps.get(node_prof.get(name), 0)  # noqa: E731
         plain = not (req.required or req.want_nodes or req.exclusive or req.gpus)
@@ -657,7 +627,7 @@ class Planner(PlannerBase):
         """A sweep at ``t`` with every group evaluated."""
         sw = _GroupSweep(on, t)
         end = self.round_up(t + req.duration)
-        evaluate, set_cap = self._evaluate, sw.set_cap
+        evaluate, set_cap = window_capacity, sw.set_cap
         # A group without a free CPU at t has capacity 0 (the sweep's default): not even a lookup.
         if t == self.now:
             roomy = [prof for prof in on if prof.cpus[0] > 0]
@@ -692,7 +662,7 @@ class Planner(PlannerBase):
             had = caps.get(old, 0)
             sw.weigh(had, -k)
             if had and new not in caps:  # made since (or had no room): evaluated as a fresh sweep would
-                cap, mins, expiry = self._evaluate(new, req, t, end)
+                cap, mins, expiry = window_capacity(new, req, t, end)
                 caps[new], sw.mins[new] = cap, mins
                 if cap:
                     sw.roomy.add(new)
