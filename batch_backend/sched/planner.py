@@ -294,10 +294,7 @@ class Planner(PlannerBase):
         views, early, windows = self.views, self.early_releases, self.windows
         names, none = list(views), []
         if not (early or windows):
-            values = views.values()
-            keys = list(zip(map(_VIEW_FACTS, values), map(len, map(_GPU_IDS, values)),
-                            map(tuple, map(sorted, map(self.jobs_on.get, names, itertools.repeat(none)))),
-                            itertools.repeat(())))
+            keys = self._base_keys(names, list(views.values()))
             self.base_keys = dict(zip(names, keys))
             return len(set(keys)) * 2 > len(names)
         rels = map(self.jobs_on.get, names, itertools.repeat(none))
@@ -307,6 +304,13 @@ class Planner(PlannerBase):
         if windows:
             keys = zip(keys, map(tuple, map(windows.get, names, itertools.repeat(()))))
         return len(set(keys)) * 2 > len(names)
+
+    def _base_keys(self, names, views):
+        """The keys :meth:`_profile` makes for nodes without early releases or reservations, with
+        C-level maps (``views``: the nodes' views, in the order of ``names``)."""
+        return list(zip(map(_VIEW_FACTS, views), map(len, map(_GPU_IDS, views)),
+                        map(tuple, map(sorted, map(self.jobs_on.get, names, itertools.repeat(())))),
+                        itertools.repeat(())))
 
     def _releases_of(self, name):
         """``(time, cpus, mem, gpus)`` given back on node ``name`` by running jobs (and early starts)."""
@@ -378,14 +382,14 @@ class Planner(PlannerBase):
                     self.early_releases.setdefault(name, []).append(
                         (end, cpus[name], mem[name], len(gpus.get(name, ()))))
         else:
-            if type(alloc) is not _Block:
-                cpus, mem, gpus = alloc.cpus_per_node, alloc.memory_per_node, alloc.gpus_per_node
             names, node_prof = alloc.nodes, self.node_prof
+            block = type(alloc) is _Block
+            if not block:
+                cpus, mem, gpus = alloc.cpus_per_node, alloc.memory_per_node, alloc.gpus_per_node
             if self.total is not None:
-                self.total.take(t, end, req.ntasks * req.cpus_per_task if type(alloc) is _Block
-                                else sum(cpus.values()))
+                self.total.take(t, end, req.ntasks * req.cpus_per_task if block else sum(cpus.values()))
             # Nodes that had the same profile and take the same share move together.
-            if type(alloc) is _Block:
+            if block:
                 moves = alloc.moves(req, node_prof)
             elif len(names) == 1:
                 name = names[0]
@@ -442,9 +446,7 @@ class Planner(PlannerBase):
                     if self.base_keys is not None:  # made by _per_node: no node changed since
                         keys = list(map(self.base_keys.__getitem__, todo))
                     else:
-                        keys = list(zip(map(_VIEW_FACTS, views), map(len, map(_GPU_IDS, views)),
-                                        map(tuple, map(sorted, map(self.jobs_on.get, todo, itertools.repeat(())))),
-                                        itertools.repeat(())))
+                        keys = self._base_keys(todo, views)
                     canon, now = self.canon, self.now
                     new = [key for key in dict.fromkeys(keys) if key not in canon]  # in node order
                     if new:
